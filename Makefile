@@ -1,0 +1,94 @@
+# regpress — see README.md. `make` builds ./regpress; `make test` runs every test; `make demo` shows it.
+PREFIX  ?= /usr/local
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+BUILD   ?= build
+RP_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+	    -Ilayout -Ibuilder -Iserve -Icmd -MMD -MP
+LDLIBS  = -lssl -lcrypto -larchive -ljansson -lzstd -ldeflate -lpthread
+
+LAYOUT_SRCS  = $(wildcard layout/*.c)
+BUILDER_SRCS = $(wildcard builder/*.c)
+SERVE_SRCS   = $(wildcard serve/*.c)
+CMD_SRCS     = $(wildcard cmd/*.c)
+SRCS = $(LAYOUT_SRCS) $(BUILDER_SRCS) $(SERVE_SRCS) $(CMD_SRCS)
+OBJS = $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/regpress_lua.o
+BIN  = $(if $(filter build,$(BUILD)),regpress,$(BUILD)/regpress)
+
+# Debian package names `make deps` installs when missing (runtime, build and test).
+DEPS = build-essential clang pkg-config libssl-dev libarchive-dev libjansson-dev libzstd-dev \
+       zlib1g-dev libdeflate-dev libcmocka-dev lighttpd lighttpd-mod-openssl lighttpd-modules-lua \
+       skopeo umoci containerd curl jq openssl xorriso
+
+.PHONY: all test unit e2e asan demo deps install clean
+all: $(BIN)
+
+$(BIN): $(OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) $(CFLAGS) -c -o $@ $<
+
+# The mod_magnet script is compiled into the binary so `regpress serve` needs no data files.
+$(BUILD)/gen/regpress_lua.c: serve/regpress.lua
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from serve/regpress.lua */'; \
+	  echo 'const unsigned char serve_lua_script[] = {'; \
+	  od -An -v -tu1 $< | sed 's/\([0-9][0-9]*\)/\1,/g'; \
+	  echo '};'; echo 'const unsigned long serve_lua_script_len = sizeof(serve_lua_script);'; } > $@
+
+$(BUILD)/gen/regpress_lua.o: $(BUILD)/gen/regpress_lua.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Unit tests: tests/unit/test_<module>.c, each linked with its own module only (layout/ is the base).
+UNIT_SRCS = $(wildcard tests/unit/test_*.c)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+LAYOUT_OBJS  = $(LAYOUT_SRCS:%.c=$(BUILD)/%.o)
+BUILDER_OBJS = $(BUILDER_SRCS:%.c=$(BUILD)/%.o)
+SERVE_OBJS   = $(SERVE_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/regpress_lua.o
+$(BUILD)/tests/test_layout_%: tests/unit/test_layout_%.c $(LAYOUT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+$(BUILD)/tests/test_builder_%: tests/unit/test_builder_%.c $(BUILDER_OBJS) $(LAYOUT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+$(BUILD)/tests/test_serve_%: tests/unit/test_serve_%.c $(SERVE_OBJS) $(LAYOUT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BINS)
+e2e: $(BIN)
+
+# `make test`: unit and end-to-end tests with the normal build, then again under ASan+UBSan+LSan.
+test: $(BIN) $(UNIT_BINS)
+	$(MAKE) asan
+	tests/run.sh --bin "$(CURDIR)/regpress" --unit-dir "$(BUILD)/tests" \
+		--asan-bin "$(CURDIR)/build-asan/regpress" --asan-unit-dir "build-asan/tests"
+
+asan:
+	$(MAKE) BUILD=build-asan CC=clang \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+		build-asan/regpress $(UNIT_SRCS:tests/unit/%.c=build-asan/tests/%)
+
+demo: $(BIN)
+	@command -v lighttpd >/dev/null && command -v skopeo >/dev/null && command -v umoci >/dev/null \
+		|| $(MAKE) deps
+	examples/demo.sh "$(CURDIR)/regpress"
+
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else echo "all dependencies present"; fi
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/regpress
+
+clean:
+	rm -rf build build-asan regpress
+
+-include $(OBJS:.o=.d)

@@ -1,0 +1,36 @@
+/* Deterministic layer compression: the same bytes in give the same bytes out, whatever the machine
+ * load, thread count or clock.
+ *
+ * gzip: libdeflate level 6 on independent 1 MiB chunks, each a complete gzip member (mtime 0, no
+ * name). A multi-member gzip stream is plain RFC 1952 and every client decodes it; independent chunks
+ * are what will let several cores compress one layer without changing a byte of output.
+ * zstd: libzstd level 3 with a checksum, always in its multi-threaded mode, whose output does not
+ * depend on the number of workers. none: bytes pass through. */
+#ifndef RP_COMPRESS_H
+#define RP_COMPRESS_H
+
+#include <stddef.h>
+
+#include "err.h"
+
+enum rp_compression { RP_COMP_GZIP, RP_COMP_ZSTD, RP_COMP_NONE };
+
+#define RP_GZIP_LEVEL 6
+#define RP_GZIP_CHUNK (1u << 20)
+#define RP_ZSTD_LEVEL 3
+
+typedef int (*compress_sink)(void *ctx, const void *buf, size_t len, struct rp_err *err);
+
+struct compressor;
+
+/* Parse "gzip", "zstd", "none"; -1 if unknown. */
+int compression_parse(const char *s);
+const char *compression_name(enum rp_compression c);
+
+int compressor_new(enum rp_compression c, int threads, compress_sink sink, void *ctx,
+		   struct compressor **out, struct rp_err *err);
+int compressor_write(struct compressor *c, const void *buf, size_t len, struct rp_err *err);
+int compressor_finish(struct compressor *c, struct rp_err *err);
+void compressor_free(struct compressor *c);
+
+#endif

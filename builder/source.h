@@ -1,0 +1,41 @@
+/* Input formats behind one small interface (after containers/image's ImageSource and libarchive's
+ * bidders). A format looks at the archive index (names, types, small metadata files) and describes
+ * the images in it; it never writes anything. The build pipeline moves the bytes. */
+#ifndef RP_SOURCE_H
+#define RP_SOURCE_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "tarball.h"
+
+struct src_image {
+	char *what;	/* for messages: "image 2 (config abc123...)" */
+	const struct ar_entry *config;	   /* kept in memory by the index */
+	char **refs;	/* image references as the input names them ("alpine:3.19") */
+	size_t nrefs;
+	const struct ar_entry **layers;	   /* uncompressed layer tars, in rootfs order */
+	size_t nlayers;
+};
+
+struct src_images {
+	struct src_image *v;
+	size_t n;
+};
+
+struct src_format {
+	const char *name;
+	/* > 0 if this format can read the archive (higher wins), 0 if not. */
+	int (*bid)(const struct ar_index *idx);
+	int (*read)(const struct ar_index *idx, struct src_images *out, struct rp_err *err);
+};
+
+/* The metadata files worth keeping in memory during the index pass, for every format. */
+int src_keep(const char *name, int64_t size);
+/* The format that bids highest; error "unrecognized input format" if none does. */
+const struct src_format *src_detect(const struct ar_index *idx, struct rp_err *err);
+void src_images_free(struct src_images *imgs);
+
+extern const struct src_format src_docker_archive;
+
+#endif

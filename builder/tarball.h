@@ -1,0 +1,64 @@
+/* Reading input tarballs (plain or gzip/zstd/xz/bzip2-compressed) without extracting them.
+ *
+ * Metadata comes last in every docker save format, so reading is two passes over a seekable file:
+ * ar_index_read() lists every entry and keeps the small metadata files in memory (capped);
+ * ar_stream() then streams just the entries the caller wants, in archive order. Entry names are
+ * only keys: nothing is ever extracted, so a hostile name cannot write anywhere. */
+#ifndef RP_TARBALL_H
+#define RP_TARBALL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+#define AR_META_MAX (16u << 20)	    /* one metadata file */
+#define AR_META_TOTAL (256u << 20)  /* all metadata files of one input */
+#define AR_ENTRIES_MAX 1000000u
+
+enum ar_type { AR_FILE, AR_DIR, AR_SYMLINK, AR_HARDLINK, AR_OTHER };
+
+struct ar_entry {
+	char *name;  /* normalised: no "./", no "//", no trailing "/"; NULL if it escapes the root */
+	char *raw;   /* as written in the archive, for messages */
+	enum ar_type type;
+	char *link;  /* symlink or hard link target, as written */
+	int64_t size;
+	unsigned char *data; /* kept metadata bytes (NUL-terminated), or NULL */
+	size_t data_len;
+};
+
+struct ar_index {
+	char *path;    /* file to read */
+	char *display; /* name for messages (the user's argument) */
+	struct ar_entry *entries;
+	size_t n;
+	size_t *sorted; /* entry indices sorted by name, for lookups */
+};
+
+/* Which files to keep in memory during the index pass. */
+typedef int (*ar_keep_fn)(const char *name, int64_t size);
+
+int ar_index_read(const char *path, const char *display, ar_keep_fn keep, struct ar_index **out,
+		  struct rp_err *err);
+void ar_index_free(struct ar_index *idx);
+/* The entry with this normalised name, or NULL. */
+const struct ar_entry *ar_find(const struct ar_index *idx, const char *name);
+/* Follow symlinks and hard links (relative to the linking entry, confined to the archive, at most
+ * 16 hops) to a regular file; ref is resolved relative to the archive root. */
+int ar_resolve(const struct ar_index *idx, const char *ref, const struct ar_entry **out,
+	       struct rp_err *err);
+
+/* Second pass: for every regular-file entry e with want(ctx, e) true, call data() with its bytes in
+ * order, then data(ctx, e, NULL, 0) at its end. */
+typedef int (*ar_want_fn)(void *ctx, const struct ar_entry *e);
+typedef int (*ar_data_fn)(void *ctx, const struct ar_entry *e, const void *buf, size_t len,
+			  struct rp_err *err);
+int ar_stream(const struct ar_index *idx, ar_want_fn want, ar_data_fn data, void *ctx,
+	      struct rp_err *err);
+
+/* Normalise an archive path: returns a malloc'd name, or NULL if it is absolute-escaping ("..")
+ * or empty. Leading "/" and "./" are dropped as tar does. */
+char *ar_normalize(const char *base_dir, const char *path);
+
+#endif

@@ -1,0 +1,20 @@
+/* Every command is `int cmd_<name>(int argc, char **argv)` in cmd/cmd_<name>.c, listed in the table
+ * in cmd/regpress.c. A command parses its own options (getopt_long), prints its own usage on -h to
+ * stdout, prints one error line "regpress <cmd>: <message>" to stderr on failure, and returns the exit
+ * status: 0 ok, 1 failure, 2 usage. Modules below cmd/ never print or exit. */
+#ifndef RP_CMD_H
+#define RP_CMD_H
+
+#include "err.h"
+
+#define RP_VERSION "0.1.0"
+
+int cmd_build(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+
+/* Print "regpress CMD: MESSAGE" to stderr; returns 1 (the failure exit status). */
+int cmd_fail(const char *cmd, const struct rp_err *err);
+/* Print "regpress CMD: <fmt...>\nTry 'regpress CMD --help'." to stderr; returns 2. */
+int cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

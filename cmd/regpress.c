@@ -1,0 +1,70 @@
+/* regpress: main and the command table. */
+#include "cmd.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+struct command {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "build", cmd_build, "turn docker save / OCI tarballs into a servable registry tree" },
+	{ "serve", cmd_serve, "serve a tree over TLS with lighttpd" },
+};
+
+static void usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: regpress <command> [options] [args]\n\n"
+		     "Precomputed, read-only OCI registries for air-gapped sites.\n\ncommands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(out, "\n'regpress <command> --help' describes a command.\n");
+}
+
+int cmd_fail(const char *cmd, const struct rp_err *err)
+{
+	fprintf(stderr, "regpress %s: %s\n", cmd, err->msg);
+	return 1;
+}
+
+int cmd_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "regpress %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'regpress %s --help'.\n", cmd);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	size_t i;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+		printf("regpress %s\n", RP_VERSION);
+		return 0;
+	}
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "regpress: '%s' is not a command\n", argv[1]);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,895 @@
+#include "tree.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsutil.h"
+#include "names.h"
+
+#define STAGING ".regpress-tmp"
+#define SNAPSHOT_HEADER "regpress-snapshot 1"
+#define SNAPSHOT_MAX (256u << 20)
+#define BLOB_BUF (1u << 20)
+
+struct layout_tree {
+	char *path;
+	char *staging;	   /* TREE/.regpress-tmp */
+	char *staged_blobs; /* TREE/.regpress-tmp/blobs: complete blobs, named by hex */
+	char *scratch;	   /* TREE/.regpress-tmp/scratch */
+	int dirfd;	   /* holds the flock */
+	int created;	   /* the tree directory did not exist before */
+	struct timespec root_mtime;
+	char **lines; /* the state: snapshot records without the header */
+	size_t nlines, cap;
+	unsigned long next_tmp;
+	char snapshot_id[RP_HEX_LEN + 1];
+};
+
+struct layout_blob {
+	struct layout_tree *tree;
+	char *tmp;
+	int fd;
+	struct rp_sha256 hash;
+	uint64_t size;
+	unsigned char *buf;
+	size_t used;
+};
+
+const char *layout_path(const struct layout_tree *t)
+{
+	return t->path;
+}
+
+const char *layout_scratch_dir(const struct layout_tree *t)
+{
+	return t->scratch;
+}
+
+const char *layout_snapshot_id(const struct layout_tree *t)
+{
+	return t->snapshot_id;
+}
+
+static int add_line(struct layout_tree *t, char *line, struct rp_err *err)
+{
+	if (t->nlines == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 256;
+		char **n = realloc(t->lines, cap * sizeof(*n));
+
+		if (!n) {
+			free(line);
+			return rp_errf(err, "out of memory");
+		}
+		t->lines = n;
+		t->cap = cap;
+	}
+	t->lines[t->nlines++] = line;
+	return 0;
+}
+
+static int load_snapshot(struct layout_tree *t, struct rp_err *err)
+{
+	char *path = rp_join(t->path, "registry/snapshot");
+	char *buf = NULL, *p, *nl;
+	size_t len;
+	int rc = -1;
+
+	if (!path)
+		return rp_errf(err, "out of memory");
+	if (access(path, F_OK) < 0 && errno == ENOENT) {
+		free(path);
+		return 0;
+	}
+	if (rp_read_file(path, SNAPSHOT_MAX, &buf, &len, err) < 0)
+		goto out;
+	rp_sha256_buf(buf, len, t->snapshot_id);
+	if (strncmp(buf, SNAPSHOT_HEADER "\n", sizeof(SNAPSHOT_HEADER))) {
+		rp_errf(err, "'%s': not a regpress snapshot (version 1)", path);
+		goto out;
+	}
+	for (p = buf + sizeof(SNAPSHOT_HEADER); *p; p = nl + 1) {
+		char *line;
+
+		nl = strchr(p, '\n');
+		if (!nl) {
+			rp_errf(err, "'%s': truncated", path);
+			goto out;
+		}
+		line = strndup(p, (size_t)(nl - p));
+		if (!line || add_line(t, line, err) < 0) {
+			rp_errf(err, "out of memory");
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	free(buf);
+	free(path);
+	return rc;
+}
+
+int layout_open(const char *path, struct layout_tree **out, struct rp_err *err)
+{
+	struct layout_tree *t = calloc(1, sizeof(*t));
+	struct stat st;
+
+	*out = NULL;
+	if (!t)
+		return rp_errf(err, "out of memory");
+	t->dirfd = -1;
+	t->path = strdup(path);
+	if (!t->path)
+		goto oom;
+	if (stat(path, &st) < 0) {
+		if (errno != ENOENT) {
+			rp_errno(err, "'%s'", path);
+			goto fail;
+		}
+		if (rp_mkdirs(path, err) < 0)
+			goto fail;
+		t->created = 1;
+		if (stat(path, &st) < 0) {
+			rp_errno(err, "'%s'", path);
+			goto fail;
+		}
+	} else if (!S_ISDIR(st.st_mode)) {
+		rp_errf(err, "'%s': not a directory", path);
+		goto fail;
+	}
+	t->root_mtime = st.st_mtim;
+	t->dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (t->dirfd < 0) {
+		rp_errno(err, "cannot open '%s'", path);
+		goto fail;
+	}
+	/* The lock lives on the directory itself: no lock file to leave behind or to differ. */
+	while (flock(t->dirfd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			rp_errno(err, "cannot lock '%s'", path);
+			goto fail;
+		}
+	}
+	if (!t->created) {
+		/* A tree that is neither empty nor a regpress tree is somebody else's directory. */
+		char *snap = rp_join(path, "registry/snapshot");
+		int has_snapshot = snap && access(snap, F_OK) == 0;
+		int empty = 1;
+		DIR *d;
+
+		free(snap);
+		if (!has_snapshot && (d = fdopendir(dup(t->dirfd)))) {
+			struct dirent *e;
+
+			while ((e = readdir(d)))
+				if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+				    strcmp(e->d_name, STAGING))
+					empty = 0;
+			closedir(d);
+			if (!empty) {
+				rp_errf(err, "'%s': not empty and not a regpress tree", path);
+				goto fail;
+			}
+		}
+	}
+	t->staging = rp_join(path, STAGING);
+	t->staged_blobs = t->staging ? rp_join(t->staging, "blobs") : NULL;
+	t->scratch = t->staging ? rp_join(t->staging, "scratch") : NULL;
+	if (!t->staged_blobs || !t->scratch)
+		goto oom;
+	/* Left by a writer that was killed: it never published, so it is garbage. */
+	if (rp_rmtree(t->staging, err) < 0 || rp_mkdirs(t->staged_blobs, err) < 0 ||
+	    rp_mkdirs(t->scratch, err) < 0)
+		goto fail;
+	if (load_snapshot(t, err) < 0)
+		goto fail;
+	*out = t;
+	return 0;
+oom:
+	rp_errf(err, "out of memory");
+fail:
+	layout_close(t);
+	return -1;
+}
+
+void layout_close(struct layout_tree *t)
+{
+	size_t i;
+
+	if (!t)
+		return;
+	if (t->staging) {
+		struct timespec ts[2];
+
+		rp_rmtree(t->staging, NULL);
+		/* Creating and removing the staging area touched the root: put its time back, so a
+		 * failed or empty run leaves the tree exactly as it was. */
+		ts[0] = ts[1] = t->root_mtime;
+		if (t->dirfd >= 0)
+			futimens(t->dirfd, ts);
+	}
+	if (t->created && t->snapshot_id[0] == '\0')
+		rmdir(t->path); /* we made it and published nothing: leave no trace */
+	if (t->dirfd >= 0)
+		close(t->dirfd); /* releases the lock */
+	for (i = 0; i < t->nlines; i++)
+		free(t->lines[i]);
+	free(t->lines);
+	free(t->path);
+	free(t->staging);
+	free(t->staged_blobs);
+	free(t->scratch);
+	free(t);
+}
+
+char *layout_blob_path(const struct layout_tree *t, const char *hex)
+{
+	char rel[RP_HEX_LEN + 32];
+	char *p;
+
+	snprintf(rel, sizeof(rel), "blobs/sha256/%s", hex);
+	p = rp_join(t->path, rel);
+	if (p && access(p, F_OK) == 0)
+		return p;
+	free(p);
+	p = rp_join(t->staged_blobs, hex);
+	if (p && access(p, F_OK) == 0)
+		return p;
+	free(p);
+	return NULL;
+}
+
+int layout_has_blob(const struct layout_tree *t, const char *hex)
+{
+	char *p = layout_blob_path(t, hex);
+
+	free(p);
+	return p != NULL;
+}
+
+int layout_blob_new(struct layout_tree *t, struct layout_blob **out, struct rp_err *err)
+{
+	struct layout_blob *b = calloc(1, sizeof(*b));
+	char name[64];
+
+	*out = NULL;
+	if (!b)
+		return rp_errf(err, "out of memory");
+	b->tree = t;
+	b->fd = -1;
+	snprintf(name, sizeof(name), "blob-%lu", t->next_tmp++);
+	b->tmp = rp_join(t->scratch, name);
+	b->buf = malloc(BLOB_BUF);
+	if (!b->tmp || !b->buf || rp_sha256_init(&b->hash) < 0) {
+		layout_blob_free(b);
+		return rp_errf(err, "out of memory");
+	}
+	b->fd = open(b->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, RP_FILE_MODE);
+	if (b->fd < 0) {
+		rp_errno(err, "cannot create '%s'", b->tmp);
+		layout_blob_free(b);
+		return -1;
+	}
+	*out = b;
+	return 0;
+}
+
+static int blob_flush(struct layout_blob *b, struct rp_err *err)
+{
+	size_t off = 0;
+
+	while (off < b->used) {
+		ssize_t n = write(b->fd, b->buf + off, b->used - off);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return rp_errno(err, "cannot write '%s'", b->tmp);
+		}
+		off += (size_t)n;
+	}
+	b->used = 0;
+	return 0;
+}
+
+int layout_blob_write(struct layout_blob *b, const void *buf, size_t len, struct rp_err *err)
+{
+	const unsigned char *p = buf;
+
+	rp_sha256_update(&b->hash, buf, len);
+	b->size += len;
+	while (len) {
+		size_t n = BLOB_BUF - b->used;
+
+		if (n > len)
+			n = len;
+		memcpy(b->buf + b->used, p, n);
+		b->used += n;
+		p += n;
+		len -= n;
+		if (b->used == BLOB_BUF && blob_flush(b, err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+void layout_blob_free(struct layout_blob *b)
+{
+	if (!b)
+		return;
+	if (b->fd >= 0)
+		close(b->fd);
+	if (b->tmp)
+		unlink(b->tmp);
+	rp_sha256_free(&b->hash);
+	free(b->tmp);
+	free(b->buf);
+	free(b);
+}
+
+int layout_blob_finish(struct layout_blob *b, char hex[RP_HEX_LEN + 1], uint64_t *size,
+		       struct rp_err *err)
+{
+	struct timespec ts[2];
+	char *dst = NULL;
+	int rc = -1;
+
+	if (blob_flush(b, err) < 0)
+		goto out;
+	rp_sha256_final(&b->hash, hex);
+	if (size)
+		*size = b->size;
+	ts[0].tv_sec = ts[1].tv_sec = rp_epoch();
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	if (fchmod(b->fd, RP_FILE_MODE) < 0 || futimens(b->fd, ts) < 0) {
+		rp_errno(err, "cannot set mode or time of '%s'", b->tmp);
+		goto out;
+	}
+	if (close(b->fd) < 0) {
+		b->fd = -1;
+		rp_errno(err, "cannot write '%s'", b->tmp);
+		goto out;
+	}
+	b->fd = -1;
+	if (layout_has_blob(b->tree, hex)) {
+		rc = 0; /* already stored: content addressing makes the copy redundant */
+		goto out;
+	}
+	dst = rp_join(b->tree->staged_blobs, hex);
+	if (!dst || rename(b->tmp, dst) < 0) {
+		rp_errno(err, "cannot stage blob '%s'", b->tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(dst);
+	layout_blob_free(b);
+	return rc;
+}
+
+int layout_put_blob(struct layout_tree *t, const void *buf, size_t len, char hex[RP_HEX_LEN + 1],
+		    struct rp_err *err)
+{
+	struct layout_blob *b;
+
+	if (layout_blob_new(t, &b, err) < 0)
+		return -1;
+	if (layout_blob_write(b, buf, len, err) < 0) {
+		layout_blob_free(b);
+		return -1;
+	}
+	return layout_blob_finish(b, hex, NULL, err);
+}
+
+static int record(struct layout_tree *t, const char *kind, const char *repo, const char *hex,
+		  uint64_t size, const char *media_type, struct rp_err *err)
+{
+	char *line;
+	size_t i;
+
+	if (!layout_repo_valid(repo))
+		return rp_errf(err, "invalid repository name '%s'", repo);
+	if (!rp_hex_valid(hex))
+		return rp_errf(err, "invalid digest '%s'", hex);
+	for (i = 0; media_type[i]; i++)
+		if (media_type[i] <= ' ' || media_type[i] > '~')
+			return rp_errf(err, "invalid media type '%s'", media_type);
+	if (i == 0)
+		return rp_errf(err, "empty media type for sha256:%s", hex);
+	if (asprintf(&line, "%s %s sha256:%s %" PRIu64 " %s", kind, repo, hex, size, media_type) < 0)
+		return rp_errf(err, "out of memory");
+	return add_line(t, line, err);
+}
+
+int layout_add_manifest(struct layout_tree *t, const char *repo, const char *hex, uint64_t size,
+			const char *media_type, struct rp_err *err)
+{
+	return record(t, "manifest", repo, hex, size, media_type, err);
+}
+
+int layout_add_blob(struct layout_tree *t, const char *repo, const char *hex, uint64_t size,
+		    const char *media_type, struct rp_err *err)
+{
+	return record(t, "blob", repo, hex, size, media_type, err);
+}
+
+int layout_set_tag(struct layout_tree *t, const char *repo, const char *tag, const char *hex,
+		   struct rp_err *err)
+{
+	char *prefix, *line;
+	size_t i, plen;
+
+	if (!layout_repo_valid(repo))
+		return rp_errf(err, "invalid repository name '%s'", repo);
+	if (!layout_tag_valid(tag))
+		return rp_errf(err, "invalid tag '%s'", tag);
+	if (!rp_hex_valid(hex))
+		return rp_errf(err, "invalid digest '%s'", hex);
+	if (asprintf(&prefix, "tag %s %s ", repo, tag) < 0)
+		return rp_errf(err, "out of memory");
+	plen = strlen(prefix);
+	/* A tag names one manifest: retagging replaces the old line. */
+	for (i = 0; i < t->nlines;) {
+		if (!strncmp(t->lines[i], prefix, plen)) {
+			free(t->lines[i]);
+			t->lines[i] = t->lines[--t->nlines];
+		} else {
+			i++;
+		}
+	}
+	if (asprintf(&line, "%ssha256:%s", prefix, hex) < 0) {
+		free(prefix);
+		return rp_errf(err, "out of memory");
+	}
+	free(prefix);
+	return add_line(t, line, err);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Records are unique by everything before the size: "blob <repo> sha256:<hex>". */
+static size_t key_len(const char *line)
+{
+	const char *p = strchr(line, ' ');
+
+	p = p ? strchr(p + 1, ' ') : NULL;
+	p = p ? strchr(p + 1, ' ') : NULL;
+	return p ? (size_t)(p - line) : strlen(line);
+}
+
+static void sort_unique(struct layout_tree *t)
+{
+	size_t i, n = 0;
+
+	qsort(t->lines, t->nlines, sizeof(*t->lines), cmp_str);
+	for (i = 0; i < t->nlines; i++) {
+		if (n > 0 && key_len(t->lines[n - 1]) == key_len(t->lines[i]) &&
+		    !strncmp(t->lines[n - 1], t->lines[i], key_len(t->lines[i]))) {
+			free(t->lines[i]);
+			continue;
+		}
+		t->lines[n++] = t->lines[i];
+	}
+	t->nlines = n;
+}
+
+/* Find "manifest <repo> sha256:<hex> " among the sorted lines. */
+static const char *find_manifest(const struct layout_tree *t, const char *repo, const char *hex)
+{
+	char key[RP_REPO_MAX + RP_HEX_LEN + 32];
+	size_t lo = 0, hi = t->nlines, klen;
+
+	klen = (size_t)snprintf(key, sizeof(key), "manifest %s sha256:%s ", repo, hex);
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strncmp(key, t->lines[mid], klen);
+
+		if (c == 0)
+			return t->lines[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
+struct view {
+	const char *root; /* staging/registry */
+	json_t *repos;	  /* repo -> array of tags */
+	json_t *index;	  /* array of descriptors for index.json */
+};
+
+static int view_file(const struct view *v, const char *repo, const char *rel, const char *body,
+		     struct rp_err *err)
+{
+	char repo_dir[RP_REPO_MAX + 1];
+	char path[PATH_MAX], dir[PATH_MAX];
+	char *slash;
+
+	layout_repo_path(repo, repo_dir, sizeof(repo_dir));
+	if (snprintf(path, sizeof(path), "%s/repos/%s/%s", v->root, repo_dir, rel) >=
+	    (int)sizeof(path))
+		return rp_errf(err, "path too long for repository '%s'", repo);
+	memcpy(dir, path, sizeof(dir));
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	if (access(dir, F_OK) < 0 && rp_mkdirs(dir, err) < 0)
+		return -1;
+	return rp_write_new(path, body, strlen(body), err);
+}
+
+/* Split a record into at most 6 space-separated fields (modifies a copy). */
+static int fields(char *copy, char **f, int max)
+{
+	int n = 0;
+	char *save = NULL, *tok;
+
+	for (tok = strtok_r(copy, " ", &save); tok && n < max; tok = strtok_r(NULL, " ", &save))
+		f[n++] = tok;
+	return n;
+}
+
+#define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+
+/* The OCI form of a Docker schema2 manifest: same config and layer blobs, OCI media types.
+ * OCI tools (skopeo's oci: transport among them) skip Docker types in index.json, so the tree's OCI
+ * view lists this twin; the registry view serves the original. The twin is a pure function of the
+ * original's bytes, so it is as reproducible as everything else. */
+static int oci_twin(struct layout_tree *t, const char *hex, char twin_hex[RP_HEX_LEN + 1],
+		    size_t *twin_size, struct rp_err *err)
+{
+	static const char *const map[][2] = {
+		{ "application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json" },
+		{ "application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.oci.image.layer.v1.tar+gzip" },
+		{ "application/vnd.docker.image.rootfs.diff.tar", "application/vnd.oci.image.layer.v1.tar" },
+		{ "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+		  "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" },
+	};
+	char *path = layout_blob_path(t, hex), *bytes = NULL, *out = NULL;
+	json_t *m = NULL, *layers;
+	size_t len, i;
+	int rc = -1;
+
+	if (!path || rp_read_file(path, 4u << 20, &bytes, &len, err) < 0)
+		goto out;
+	m = json_loadb(bytes, len, 0, NULL);
+	if (!json_is_object(m)) {
+		rp_errf(err, "manifest sha256:%s is not JSON", hex);
+		goto out;
+	}
+	json_object_set_new(m, "mediaType", json_string("application/vnd.oci.image.manifest.v1+json"));
+	layers = json_object_get(m, "layers");
+	for (i = 0; i <= json_array_size(layers); i++) {
+		json_t *d = i == 0 ? json_object_get(m, "config") : json_array_get(layers, i - 1);
+		const char *mt = json_string_value(json_object_get(d, "mediaType"));
+		size_t j;
+
+		for (j = 0; mt && j < sizeof(map) / sizeof(map[0]); j++)
+			if (!strcmp(mt, map[j][0])) {
+				json_object_set_new(d, "mediaType", json_string(map[j][1]));
+				break;
+			}
+	}
+	out = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!out) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	*twin_size = strlen(out);
+	rc = layout_put_blob(t, out, *twin_size, twin_hex, err);
+out:
+	free(out);
+	free(bytes);
+	free(path);
+	json_decref(m);
+	return rc;
+}
+
+static int view_record(struct view *v, struct layout_tree *t, const char *line,
+		       struct rp_err *err)
+{
+	char copy[1024], body[512], rel[RP_TAG_MAX + 96];
+	char *f[6];
+	int n;
+
+	if (strlen(line) >= sizeof(copy))
+		return rp_errf(err, "snapshot record too long: '%.100s...'", line);
+	strcpy(copy, line);
+	n = fields(copy, f, 6);
+	if (n == 5 && (!strcmp(f[0], "blob") || !strcmp(f[0], "manifest"))) {
+		const char *hex = f[2] + 7;
+
+		if (!layout_has_blob(t, hex))
+			return rp_errf(err, "%s sha256:%s of '%s' is not in the tree", f[0], hex, f[1]);
+		if (!json_object_get(v->repos, f[1]))
+			json_object_set_new(v->repos, f[1], json_array());
+		if (!strcmp(f[0], "blob")) {
+			snprintf(rel, sizeof(rel), "_blobs/%s", hex);
+			return view_file(v, f[1], rel, "", err);
+		}
+		snprintf(rel, sizeof(rel), "_manifests/sha256/%s", hex);
+		snprintf(body, sizeof(body), "%s %s %s\n", f[2], f[3], f[4]);
+		return view_file(v, f[1], rel, body, err);
+	}
+	if (n == 4 && !strcmp(f[0], "tag")) {
+		const char *m = find_manifest(t, f[1], f[3] + 7);
+		char mcopy[1024], *mf[6], refname[RP_REPO_MAX + RP_TAG_MAX + 2];
+		json_t *desc;
+
+		if (!m)
+			return rp_errf(err, "tag %s:%s points at %s, which the repository lacks", f[1],
+				       f[2], f[3]);
+		strcpy(mcopy, m);
+		fields(mcopy, mf, 6);
+		snprintf(rel, sizeof(rel), "_manifests/tags/%s", f[2]);
+		snprintf(body, sizeof(body), "%s %s %s\n", mf[2], mf[3], mf[4]);
+		if (view_file(v, f[1], rel, body, err) < 0)
+			return -1;
+		json_array_append_new(json_object_get(v->repos, f[1]), json_string(f[2]));
+		snprintf(refname, sizeof(refname), "%s:%s", f[1], f[2]);
+		if (!strcmp(mf[4], MT_DOCKER_MANIFEST)) {
+			char twin[RP_HEX_LEN + 1];
+			size_t twin_size;
+
+			if (oci_twin(t, mf[2] + 7, twin, &twin_size, err) < 0)
+				return -1;
+			snprintf(body, sizeof(body), "sha256:%s", twin);
+			desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType",
+					 "application/vnd.oci.image.manifest.v1+json", "digest", body,
+					 "size", (json_int_t)twin_size, "annotations",
+					 "org.opencontainers.image.ref.name", refname);
+		} else {
+			desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", mf[4], "digest",
+					 mf[2], "size", (json_int_t)strtoll(mf[3], NULL, 10),
+					 "annotations", "org.opencontainers.image.ref.name", refname);
+		}
+		if (!desc)
+			return rp_errf(err, "out of memory");
+		json_array_append_new(v->index, desc);
+		return 0;
+	}
+	return rp_errf(err, "malformed snapshot record '%.200s'", line);
+}
+
+static int cmp_json_str(const void *a, const void *b)
+{
+	return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+	const char *ra = json_string_value(json_object_get(
+		json_object_get(*(json_t *const *)a, "annotations"), "org.opencontainers.image.ref.name"));
+	const char *rb = json_string_value(json_object_get(
+		json_object_get(*(json_t *const *)b, "annotations"), "org.opencontainers.image.ref.name"));
+
+	return strcmp(ra, rb);
+}
+
+/* Sort a JSON array in place with qsort (jansson has no sort). */
+static json_t *sorted_array(json_t *arr, int (*cmp)(const void *, const void *))
+{
+	size_t i, n = json_array_size(arr);
+	json_t **items = malloc((n ? n : 1) * sizeof(*items));
+	json_t *out = json_array();
+
+	if (!items || !out) {
+		free(items);
+		json_decref(out);
+		return NULL;
+	}
+	for (i = 0; i < n; i++)
+		items[i] = json_array_get(arr, i);
+	qsort(items, n, sizeof(*items), cmp);
+	for (i = 0; i < n; i++)
+		json_array_append(out, items[i]);
+	free(items);
+	return out;
+}
+
+static int write_json(const char *path, json_t *j, int atomic, struct rp_err *err)
+{
+	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	int rc;
+
+	if (!s)
+		return rp_errf(err, "out of memory");
+	rc = atomic ? rp_write_atomic(path, s, strlen(s), err) : rp_write_new(path, s, strlen(s), err);
+	free(s);
+	return rc;
+}
+
+static int build_view(struct layout_tree *t, const char *root, const char *snapshot, json_t **index,
+		      struct rp_err *err)
+{
+	struct view v = { root, json_object(), json_array() };
+	json_t *names = json_array(), *catalog = NULL;
+	const char *repo;
+	json_t *tags;
+	char *path = NULL;
+	size_t i;
+	int rc = -1;
+
+	if (!v.repos || !v.index || !names) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	if (rp_mkdirs(root, err) < 0)
+		goto out;
+	path = rp_join(root, "snapshot");
+	if (!path || rp_write_new(path, snapshot, strlen(snapshot), err) < 0)
+		goto out;
+	for (i = 0; i < t->nlines; i++)
+		if (view_record(&v, t, t->lines[i], err) < 0)
+			goto out;
+	json_object_foreach(v.repos, repo, tags) {
+		json_t *sorted = sorted_array(tags, cmp_json_str);
+		json_t *body = sorted ? json_pack("{s:s, s:o}", "name", repo, "tags", sorted) : NULL;
+		char *s;
+
+		if (!body) {
+			rp_errf(err, "out of memory");
+			goto out;
+		}
+		s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(body);
+		if (!s || view_file(&v, repo, "_tags.json", s, err) < 0) {
+			free(s);
+			goto out;
+		}
+		free(s);
+		json_array_append_new(names, json_string(repo));
+	}
+	catalog = json_pack("{s:o}", "repositories", sorted_array(names, cmp_json_str));
+	free(path);
+	path = rp_join(root, "catalog.json");
+	if (!catalog || !path || write_json(path, catalog, 0, err) < 0)
+		goto out;
+	*index = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType",
+			   "application/vnd.oci.image.index.v1+json", "manifests",
+			   sorted_array(v.index, cmp_desc));
+	if (!*index) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	rc = rp_fix_dir_mtimes(root, err);
+out:
+	free(path);
+	json_decref(catalog);
+	json_decref(names);
+	json_decref(v.repos);
+	json_decref(v.index);
+	return rc;
+}
+
+/* Move staged blobs into blobs/sha256/. Adding blobs never changes what is served. */
+static int publish_blobs(struct layout_tree *t, struct rp_err *err)
+{
+	char *dst_dir = rp_join(t->path, "blobs/sha256");
+	DIR *d = opendir(t->staged_blobs);
+	struct dirent *e;
+	int rc = -1;
+
+	if (!dst_dir || !d) {
+		rp_errno(err, "cannot read '%s'", t->staged_blobs);
+		goto out;
+	}
+	if (rp_mkdirs(dst_dir, err) < 0)
+		goto out;
+	while ((e = readdir(d))) {
+		char *src, *dst;
+		int r;
+
+		if (e->d_name[0] == '.')
+			continue;
+		src = rp_join(t->staged_blobs, e->d_name);
+		dst = rp_join(dst_dir, e->d_name);
+		r = src && dst ? rename(src, dst) : -1;
+		if (r < 0)
+			rp_errno(err, "cannot move blob into '%s'", dst_dir);
+		free(src);
+		free(dst);
+		if (r < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (d)
+		closedir(d);
+	free(dst_dir);
+	return rc;
+}
+
+static char *snapshot_text(const struct layout_tree *t)
+{
+	size_t i, len = sizeof(SNAPSHOT_HEADER) + 1;
+	char *s, *p;
+
+	for (i = 0; i < t->nlines; i++)
+		len += strlen(t->lines[i]) + 1;
+	s = malloc(len);
+	if (!s)
+		return NULL;
+	p = s + sprintf(s, "%s\n", SNAPSHOT_HEADER);
+	for (i = 0; i < t->nlines; i++)
+		p += sprintf(p, "%s\n", t->lines[i]);
+	return s;
+}
+
+int layout_commit(struct layout_tree *t, struct rp_err *err)
+{
+	char *snapshot = NULL, *view = NULL, *live = NULL, *path = NULL;
+	char id[RP_HEX_LEN + 1];
+	json_t *index = NULL;
+	struct stat st;
+	int rc = -1;
+
+	sort_unique(t);
+	snapshot = snapshot_text(t);
+	view = rp_join(t->staging, "registry");
+	live = rp_join(t->path, "registry");
+	if (!snapshot || !view || !live) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	rp_sha256_buf(snapshot, strlen(snapshot), id);
+	if (build_view(t, view, snapshot, &index, err) < 0)
+		goto out;
+	/* Everything new reaches the disk before the rename that makes it visible. */
+	if (syncfs(t->dirfd) < 0) {
+		rp_errno(err, "cannot sync '%s'", t->path);
+		goto out;
+	}
+	if (publish_blobs(t, err) < 0)
+		goto out;
+	if (lstat(live, &st) == 0) {
+		if (renameat2(AT_FDCWD, view, AT_FDCWD, live, RENAME_EXCHANGE) < 0) {
+			rp_errno(err, "cannot publish '%s'", live);
+			goto out;
+		}
+	} else if (rename(view, live) < 0) {
+		rp_errno(err, "cannot publish '%s'", live);
+		goto out;
+	}
+	fsync(t->dirfd);
+	memcpy(t->snapshot_id, id, sizeof(id));
+	path = rp_join(t->path, "index.json");
+	if (!path || write_json(path, index, 1, err) < 0)
+		goto out;
+	free(path);
+	path = rp_join(t->path, "oci-layout");
+	if (!path || (access(path, F_OK) < 0 &&
+		      rp_write_atomic(path, "{\"imageLayoutVersion\":\"1.0.0\"}",
+				      strlen("{\"imageLayoutVersion\":\"1.0.0\"}"), err) < 0))
+		goto out;
+	/* The old view now sits in staging; drop it with the rest of the staging area. */
+	if (rp_rmtree(t->staging, err) < 0)
+		goto out;
+	free(path);
+	path = rp_join(t->path, "blobs");
+	if (!path || rp_fix_dir_mtimes(path, err) < 0 || rp_set_mtime(t->path, err) < 0)
+		goto out;
+	free(t->staging);
+	t->staging = NULL; /* nothing left to abort; layout_close must not touch the root's time */
+	rc = 0;
+out:
+	json_decref(index);
+	free(snapshot);
+	free(view);
+	free(live);
+	free(path);
+	return rc;
+}
