@@ -11,6 +11,10 @@
 
 int cmd_build(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
 
 /* Print "regpress CMD: MESSAGE" to stderr; returns 1 (the failure exit status). */
 int cmd_fail(const char *cmd, const struct rp_err *err);

@@ -14,6 +14,10 @@ struct command {
 static const struct command commands[] = {
 	{ "build", cmd_build, "turn docker save / OCI tarballs into a servable registry tree" },
 	{ "serve", cmd_serve, "serve a tree over TLS with lighttpd" },
+	{ "snapshot", cmd_snapshot, "print (and sign) a tree's snapshot" },
+	{ "verify", cmd_verify, "check a tree against its snapshot (and signature)" },
+	{ "diff", cmd_diff, "compare two snapshots: tags and blobs added and removed" },
+	{ "keygen", cmd_keygen, "create an Ed25519 signing key pair (signify format)" },
 };
 
 static void usage(FILE *out)

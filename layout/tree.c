@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +14,11 @@
 
 #include "fsutil.h"
 #include "names.h"
+#include "snapshot.h"
+#include "view.h"
 
 #define STAGING ".regpress-tmp"
-#define SNAPSHOT_HEADER "regpress-snapshot 1"
-#define SNAPSHOT_MAX (256u << 20)
+#define OCI_LAYOUT "{\"imageLayoutVersion\":\"1.0.0\"}"
 #define BLOB_BUF (1u << 20)
 
 struct layout_tree {
@@ -92,11 +92,15 @@ static int load_snapshot(struct layout_tree *t, struct rp_err *err)
 	}
 	if (rp_read_file(path, SNAPSHOT_MAX, &buf, &len, err) < 0)
 		goto out;
-	rp_sha256_buf(buf, len, t->snapshot_id);
-	if (strncmp(buf, SNAPSHOT_HEADER "\n", sizeof(SNAPSHOT_HEADER))) {
-		rp_errf(err, "'%s': not a regpress snapshot (version 1)", path);
-		goto out;
+	{
+		/* Refuse to build on a state we cannot read exactly. */
+		struct snapshot snap;
+
+		if (snapshot_parse(buf, len, path, &snap, err) < 0)
+			goto out;
+		snapshot_free(&snap);
 	}
+	rp_sha256_buf(buf, len, t->snapshot_id);
 	for (p = buf + sizeof(SNAPSHOT_HEADER); *p; p = nl + 1) {
 		char *line;
 
@@ -485,294 +489,69 @@ static void sort_unique(struct layout_tree *t)
 	t->nlines = n;
 }
 
-/* Find "manifest <repo> sha256:<hex> " among the sorted lines. */
-static const char *find_manifest(const struct layout_tree *t, const char *repo, const char *hex)
-{
-	char key[RP_REPO_MAX + RP_HEX_LEN + 32];
-	size_t lo = 0, hi = t->nlines, klen;
-
-	klen = (size_t)snprintf(key, sizeof(key), "manifest %s sha256:%s ", repo, hex);
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strncmp(key, t->lines[mid], klen);
-
-		if (c == 0)
-			return t->lines[mid];
-		if (c < 0)
-			hi = mid;
-		else
-			lo = mid + 1;
-	}
-	return NULL;
-}
-
-struct view {
-	const char *root; /* staging/registry */
-	json_t *repos;	  /* repo -> array of tags */
-	json_t *index;	  /* array of descriptors for index.json */
+/* The commit sink: registry/ files go into the staged view; index.json and oci-layout wait in
+ * memory until the view is published. */
+struct commit_sink {
+	struct layout_tree *t;
+	char *index_json;
+	size_t index_len;
 };
 
-static int view_file(const struct view *v, const char *repo, const char *rel, const char *body,
-		     struct rp_err *err)
-{
-	char repo_dir[RP_REPO_MAX + 1];
-	char path[PATH_MAX], dir[PATH_MAX];
-	char *slash;
-
-	layout_repo_path(repo, repo_dir, sizeof(repo_dir));
-	if (snprintf(path, sizeof(path), "%s/repos/%s/%s", v->root, repo_dir, rel) >=
-	    (int)sizeof(path))
-		return rp_errf(err, "path too long for repository '%s'", repo);
-	memcpy(dir, path, sizeof(dir));
-	slash = strrchr(dir, '/');
-	*slash = '\0';
-	if (access(dir, F_OK) < 0 && rp_mkdirs(dir, err) < 0)
-		return -1;
-	return rp_write_new(path, body, strlen(body), err);
-}
-
-/* Split a record into at most 6 space-separated fields (modifies a copy). */
-static int fields(char *copy, char **f, int max)
-{
-	int n = 0;
-	char *save = NULL, *tok;
-
-	for (tok = strtok_r(copy, " ", &save); tok && n < max; tok = strtok_r(NULL, " ", &save))
-		f[n++] = tok;
-	return n;
-}
-
-#define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
-
-/* The OCI form of a Docker schema2 manifest: same config and layer blobs, OCI media types.
- * OCI tools (skopeo's oci: transport among them) skip Docker types in index.json, so the tree's OCI
- * view lists this twin; the registry view serves the original. The twin is a pure function of the
- * original's bytes, so it is as reproducible as everything else. */
-static int oci_twin(struct layout_tree *t, const char *hex, char twin_hex[RP_HEX_LEN + 1],
-		    size_t *twin_size, struct rp_err *err)
-{
-	static const char *const map[][2] = {
-		{ "application/vnd.docker.container.image.v1+json", "application/vnd.oci.image.config.v1+json" },
-		{ "application/vnd.docker.image.rootfs.diff.tar.gzip", "application/vnd.oci.image.layer.v1.tar+gzip" },
-		{ "application/vnd.docker.image.rootfs.diff.tar", "application/vnd.oci.image.layer.v1.tar" },
-		{ "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-		  "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" },
-	};
-	char *path = layout_blob_path(t, hex), *bytes = NULL, *out = NULL;
-	json_t *m = NULL, *layers;
-	size_t len, i;
-	int rc = -1;
-
-	if (!path || rp_read_file(path, 4u << 20, &bytes, &len, err) < 0)
-		goto out;
-	m = json_loadb(bytes, len, 0, NULL);
-	if (!json_is_object(m)) {
-		rp_errf(err, "manifest sha256:%s is not JSON", hex);
-		goto out;
-	}
-	json_object_set_new(m, "mediaType", json_string("application/vnd.oci.image.manifest.v1+json"));
-	layers = json_object_get(m, "layers");
-	for (i = 0; i <= json_array_size(layers); i++) {
-		json_t *d = i == 0 ? json_object_get(m, "config") : json_array_get(layers, i - 1);
-		const char *mt = json_string_value(json_object_get(d, "mediaType"));
-		size_t j;
-
-		for (j = 0; mt && j < sizeof(map) / sizeof(map[0]); j++)
-			if (!strcmp(mt, map[j][0])) {
-				json_object_set_new(d, "mediaType", json_string(map[j][1]));
-				break;
-			}
-	}
-	out = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (!out) {
-		rp_errf(err, "out of memory");
-		goto out;
-	}
-	*twin_size = strlen(out);
-	rc = layout_put_blob(t, out, *twin_size, twin_hex, err);
-out:
-	free(out);
-	free(bytes);
-	free(path);
-	json_decref(m);
-	return rc;
-}
-
-static int view_record(struct view *v, struct layout_tree *t, const char *line,
+static int commit_file(void *ctx, const char *rel, const void *buf, size_t len,
 		       struct rp_err *err)
 {
-	char copy[1024], body[512], rel[RP_TAG_MAX + 96];
-	char *f[6];
-	int n;
+	struct commit_sink *c = ctx;
+	char path[PATH_MAX], *slash;
 
-	if (strlen(line) >= sizeof(copy))
-		return rp_errf(err, "snapshot record too long: '%.100s...'", line);
-	strcpy(copy, line);
-	n = fields(copy, f, 6);
-	if (n == 5 && (!strcmp(f[0], "blob") || !strcmp(f[0], "manifest"))) {
-		const char *hex = f[2] + 7;
-
-		if (!layout_has_blob(t, hex))
-			return rp_errf(err, "%s sha256:%s of '%s' is not in the tree", f[0], hex, f[1]);
-		if (!json_object_get(v->repos, f[1]))
-			json_object_set_new(v->repos, f[1], json_array());
-		if (!strcmp(f[0], "blob")) {
-			snprintf(rel, sizeof(rel), "_blobs/%s", hex);
-			return view_file(v, f[1], rel, "", err);
-		}
-		snprintf(rel, sizeof(rel), "_manifests/sha256/%s", hex);
-		snprintf(body, sizeof(body), "%s %s %s\n", f[2], f[3], f[4]);
-		return view_file(v, f[1], rel, body, err);
-	}
-	if (n == 4 && !strcmp(f[0], "tag")) {
-		const char *m = find_manifest(t, f[1], f[3] + 7);
-		char mcopy[1024], *mf[6], refname[RP_REPO_MAX + RP_TAG_MAX + 2];
-		json_t *desc;
-
-		if (!m)
-			return rp_errf(err, "tag %s:%s points at %s, which the repository lacks", f[1],
-				       f[2], f[3]);
-		strcpy(mcopy, m);
-		fields(mcopy, mf, 6);
-		snprintf(rel, sizeof(rel), "_manifests/tags/%s", f[2]);
-		snprintf(body, sizeof(body), "%s %s %s\n", mf[2], mf[3], mf[4]);
-		if (view_file(v, f[1], rel, body, err) < 0)
-			return -1;
-		json_array_append_new(json_object_get(v->repos, f[1]), json_string(f[2]));
-		snprintf(refname, sizeof(refname), "%s:%s", f[1], f[2]);
-		if (!strcmp(mf[4], MT_DOCKER_MANIFEST)) {
-			char twin[RP_HEX_LEN + 1];
-			size_t twin_size;
-
-			if (oci_twin(t, mf[2] + 7, twin, &twin_size, err) < 0)
-				return -1;
-			snprintf(body, sizeof(body), "sha256:%s", twin);
-			desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType",
-					 "application/vnd.oci.image.manifest.v1+json", "digest", body,
-					 "size", (json_int_t)twin_size, "annotations",
-					 "org.opencontainers.image.ref.name", refname);
-		} else {
-			desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", mf[4], "digest",
-					 mf[2], "size", (json_int_t)strtoll(mf[3], NULL, 10),
-					 "annotations", "org.opencontainers.image.ref.name", refname);
-		}
-		if (!desc)
+	if (!strcmp(rel, "oci-layout"))
+		return 0; /* constant; written once when missing */
+	if (!strcmp(rel, "index.json")) {
+		c->index_json = malloc(len + 1);
+		if (!c->index_json)
 			return rp_errf(err, "out of memory");
-		json_array_append_new(v->index, desc);
+		memcpy(c->index_json, buf, len);
+		c->index_len = len;
 		return 0;
 	}
-	return rp_errf(err, "malformed snapshot record '%.200s'", line);
+	if (snprintf(path, sizeof(path), "%s/%s", c->t->staging, rel) >= (int)sizeof(path))
+		return rp_errf(err, "path too long: '%s'", rel);
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	if (access(path, F_OK) < 0 && rp_mkdirs(path, err) < 0)
+		return -1;
+	*slash = '/';
+	return rp_write_new(path, buf, len, err);
 }
 
-static int cmp_json_str(const void *a, const void *b)
+static int commit_blob(void *ctx, const void *buf, size_t len, char hex[RP_HEX_LEN + 1],
+		       struct rp_err *err)
 {
-	return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+	return layout_put_blob(((struct commit_sink *)ctx)->t, buf, len, hex, err);
 }
 
-static int cmp_desc(const void *a, const void *b)
+static int read_blob(void *ctx, const char *hex, char **buf, size_t *len, struct rp_err *err)
 {
-	const char *ra = json_string_value(json_object_get(
-		json_object_get(*(json_t *const *)a, "annotations"), "org.opencontainers.image.ref.name"));
-	const char *rb = json_string_value(json_object_get(
-		json_object_get(*(json_t *const *)b, "annotations"), "org.opencontainers.image.ref.name"));
-
-	return strcmp(ra, rb);
-}
-
-/* Sort a JSON array in place with qsort (jansson has no sort). */
-static json_t *sorted_array(json_t *arr, int (*cmp)(const void *, const void *))
-{
-	size_t i, n = json_array_size(arr);
-	json_t **items = malloc((n ? n : 1) * sizeof(*items));
-	json_t *out = json_array();
-
-	if (!items || !out) {
-		free(items);
-		json_decref(out);
-		return NULL;
-	}
-	for (i = 0; i < n; i++)
-		items[i] = json_array_get(arr, i);
-	qsort(items, n, sizeof(*items), cmp);
-	for (i = 0; i < n; i++)
-		json_array_append(out, items[i]);
-	free(items);
-	return out;
-}
-
-static int write_json(const char *path, json_t *j, int atomic, struct rp_err *err)
-{
-	char *s = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char *path = layout_blob_path(((struct commit_sink *)ctx)->t, hex);
 	int rc;
 
-	if (!s)
-		return rp_errf(err, "out of memory");
-	rc = atomic ? rp_write_atomic(path, s, strlen(s), err) : rp_write_new(path, s, strlen(s), err);
-	free(s);
+	if (!path)
+		return rp_errf(err, "blob sha256:%s is not in the tree", hex);
+	rc = rp_read_file(path, 4u << 20, buf, len, err);
+	free(path);
 	return rc;
 }
 
-static int build_view(struct layout_tree *t, const char *root, const char *snapshot, json_t **index,
-		      struct rp_err *err)
+/* Every blob and manifest the state names must be in the tree before it is published. */
+static int check_blobs(const struct layout_tree *t, const struct snapshot *s, struct rp_err *err)
 {
-	struct view v = { root, json_object(), json_array() };
-	json_t *names = json_array(), *catalog = NULL;
-	const char *repo;
-	json_t *tags;
-	char *path = NULL;
 	size_t i;
-	int rc = -1;
 
-	if (!v.repos || !v.index || !names) {
-		rp_errf(err, "out of memory");
-		goto out;
-	}
-	if (rp_mkdirs(root, err) < 0)
-		goto out;
-	path = rp_join(root, "snapshot");
-	if (!path || rp_write_new(path, snapshot, strlen(snapshot), err) < 0)
-		goto out;
-	for (i = 0; i < t->nlines; i++)
-		if (view_record(&v, t, t->lines[i], err) < 0)
-			goto out;
-	json_object_foreach(v.repos, repo, tags) {
-		json_t *sorted = sorted_array(tags, cmp_json_str);
-		json_t *body = sorted ? json_pack("{s:s, s:o}", "name", repo, "tags", sorted) : NULL;
-		char *s;
-
-		if (!body) {
-			rp_errf(err, "out of memory");
-			goto out;
-		}
-		s = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		json_decref(body);
-		if (!s || view_file(&v, repo, "_tags.json", s, err) < 0) {
-			free(s);
-			goto out;
-		}
-		free(s);
-		json_array_append_new(names, json_string(repo));
-	}
-	catalog = json_pack("{s:o}", "repositories", sorted_array(names, cmp_json_str));
-	free(path);
-	path = rp_join(root, "catalog.json");
-	if (!catalog || !path || write_json(path, catalog, 0, err) < 0)
-		goto out;
-	*index = json_pack("{s:i, s:s, s:o}", "schemaVersion", 2, "mediaType",
-			   "application/vnd.oci.image.index.v1+json", "manifests",
-			   sorted_array(v.index, cmp_desc));
-	if (!*index) {
-		rp_errf(err, "out of memory");
-		goto out;
-	}
-	rc = rp_fix_dir_mtimes(root, err);
-out:
-	free(path);
-	json_decref(catalog);
-	json_decref(names);
-	json_decref(v.repos);
-	json_decref(v.index);
-	return rc;
+	for (i = 0; i < s->n; i++)
+		if (s->v[i].kind != SNAP_TAG && !layout_has_blob(t, s->v[i].hex))
+			return rp_errf(err, "%s sha256:%s of '%s' is not in the tree",
+				       s->v[i].kind == SNAP_BLOB ? "blob" : "manifest", s->v[i].hex,
+				       s->v[i].repo);
+	return 0;
 }
 
 /* Move staged blobs into blobs/sha256/. Adding blobs never changes what is served. */
@@ -831,22 +610,24 @@ static char *snapshot_text(const struct layout_tree *t)
 
 int layout_commit(struct layout_tree *t, struct rp_err *err)
 {
-	char *snapshot = NULL, *view = NULL, *live = NULL, *path = NULL;
-	char id[RP_HEX_LEN + 1];
-	json_t *index = NULL;
+	struct commit_sink cs = { t, NULL, 0 };
+	struct view_sink sink = { commit_file, commit_blob, read_blob, &cs };
+	struct snapshot snap = { NULL, 0, "" };
+	char *text = NULL, *view = NULL, *live = NULL, *path = NULL;
 	struct stat st;
 	int rc = -1;
 
 	sort_unique(t);
-	snapshot = snapshot_text(t);
+	text = snapshot_text(t);
 	view = rp_join(t->staging, "registry");
 	live = rp_join(t->path, "registry");
-	if (!snapshot || !view || !live) {
+	if (!text || !view || !live) {
 		rp_errf(err, "out of memory");
 		goto out;
 	}
-	rp_sha256_buf(snapshot, strlen(snapshot), id);
-	if (build_view(t, view, snapshot, &index, err) < 0)
+	if (snapshot_parse(text, strlen(text), "new snapshot", &snap, err) < 0 ||
+	    check_blobs(t, &snap, err) < 0 || rp_mkdirs(view, err) < 0 ||
+	    view_emit(text, &snap, &sink, err) < 0 || rp_fix_dir_mtimes(view, err) < 0)
 		goto out;
 	/* Everything new reaches the disk before the rename that makes it visible. */
 	if (syncfs(t->dirfd) < 0) {
@@ -865,15 +646,14 @@ int layout_commit(struct layout_tree *t, struct rp_err *err)
 		goto out;
 	}
 	fsync(t->dirfd);
-	memcpy(t->snapshot_id, id, sizeof(id));
+	memcpy(t->snapshot_id, snap.id, sizeof(snap.id));
 	path = rp_join(t->path, "index.json");
-	if (!path || write_json(path, index, 1, err) < 0)
+	if (!path || rp_write_atomic(path, cs.index_json, cs.index_len, err) < 0)
 		goto out;
 	free(path);
 	path = rp_join(t->path, "oci-layout");
 	if (!path || (access(path, F_OK) < 0 &&
-		      rp_write_atomic(path, "{\"imageLayoutVersion\":\"1.0.0\"}",
-				      strlen("{\"imageLayoutVersion\":\"1.0.0\"}"), err) < 0))
+		      rp_write_atomic(path, OCI_LAYOUT, strlen(OCI_LAYOUT), err) < 0))
 		goto out;
 	/* The old view now sits in staging; drop it with the rest of the staging area. */
 	if (rp_rmtree(t->staging, err) < 0)
@@ -886,10 +666,26 @@ int layout_commit(struct layout_tree *t, struct rp_err *err)
 	t->staging = NULL; /* nothing left to abort; layout_close must not touch the root's time */
 	rc = 0;
 out:
-	json_decref(index);
-	free(snapshot);
+	snapshot_free(&snap);
+	free(cs.index_json);
+	free(text);
 	free(view);
 	free(live);
 	free(path);
+	return rc;
+}
+
+int layout_put_signature(struct layout_tree *t, const char *sig, size_t len, struct rp_err *err)
+{
+	char *path = rp_join(t->path, "registry/snapshot.sig");
+	char *dir = rp_join(t->path, "registry");
+	int rc = -1;
+
+	if (!path || !dir)
+		rp_errf(err, "out of memory");
+	else if (rp_write_atomic(path, sig, len, err) == 0)
+		rc = rp_set_mtime(dir, err); /* adding the file touched it */
+	free(path);
+	free(dir);
 	return rc;
 }

@@ -51,4 +51,7 @@ int layout_commit(struct layout_tree *t, struct rp_err *err);
 /* sha256 of the snapshot the last commit wrote (or the tree had at open), "" if none. */
 const char *layout_snapshot_id(const struct layout_tree *t);
 
+/* Store a detached signature of the current snapshot as registry/snapshot.sig. */
+int layout_put_signature(struct layout_tree *t, const char *sig, size_t len, struct rp_err *err);
+
 #endif

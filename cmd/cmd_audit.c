@@ -1,0 +1,429 @@
+/* Audit commands: snapshot, verify, keygen, diff. They read trees (and snapshot files); only
+ * `snapshot --sign` writes, through layout/, one signature file. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cmd.h"
+#include "fsutil.h"
+#include "progress.h"
+#include "sign.h"
+#include "snapshot.h"
+#include "tree.h"
+#include "verify.h"
+
+static const char snapshot_usage[] =
+	"usage: regpress snapshot [--json] [--sign SECKEY] TREE\n"
+	"\n"
+	"Print the tree's snapshot: its whole state as canonical text (every repository:tag and\n"
+	"the manifest it names, every manifest and blob with size and media type). The text goes\n"
+	"to standard output exactly as stored in TREE/registry/snapshot, so its sha256 is the\n"
+	"snapshot id; the id is also printed to standard error.\n"
+	"\n"
+	"  --json          print the snapshot as JSON instead, with its id\n"
+	"  --sign SECKEY   sign the snapshot with a signify/regpress Ed25519 secret key and store\n"
+	"                  the signature as TREE/registry/snapshot.sig\n"
+	"  -h, --help      show this help\n";
+
+static const char verify_usage[] =
+	"usage: regpress verify [--quick] [--json] [--pubkey PUB] [--progress=MODE] TREE\n"
+	"\n"
+	"Check TREE against its snapshot: re-hash every blob, parse every manifest and check that\n"
+	"what it references is served, check that tag lists, catalog, index.json and the served\n"
+	"view are exactly what the snapshot implies, and flag stray files and wrong modes.\n"
+	"Each problem is one line naming the file. Exit 0 only when the tree is clean.\n"
+	"\n"
+	"  --quick         check sizes and structure, do not hash blobs\n"
+	"  --pubkey PUB    also require TREE/registry/snapshot.sig to be a valid signature by PUB,\n"
+	"                  and nothing in the tree beyond the signed snapshot\n"
+	"  --json          print the result as JSON\n"
+	"  --progress=MODE auto (a line on a terminal, default), plain (for logs), none\n"
+	"  -h, --help      show this help\n";
+
+static const char keygen_usage[] =
+	"usage: regpress keygen PREFIX\n"
+	"\n"
+	"Create an Ed25519 key pair in OpenBSD signify's format: PREFIX.sec (mode 0600, not\n"
+	"passphrase-protected) and PREFIX.pub. Existing files are never overwritten.\n"
+	"Signatures made with it verify with `signify-openbsd -V -p PREFIX.pub -x SIG -m FILE`.\n";
+
+static const char diff_usage[] =
+	"usage: regpress diff [--json] OLD NEW\n"
+	"\n"
+	"Compare two snapshots (trees, or snapshot files from `regpress snapshot`): tags added,\n"
+	"removed and retagged, and the blobs added and removed with their total size: exactly\n"
+	"what a delta transfer from OLD to NEW must carry. Exit 0 whether or not they differ.\n";
+
+static int want_help(int argc, char **argv, const char *text)
+{
+	int i;
+
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			fputs(text, stdout);
+			return 1;
+		}
+	return 0;
+}
+
+static json_t *snapshot_json(const struct snapshot *s)
+{
+	json_t *tags = json_array(), *manifests = json_array(), *blobs = json_array();
+	char id[80];
+	size_t i;
+
+	for (i = 0; i < s->n; i++) {
+		const struct snap_rec *r = &s->v[i];
+		char d[80];
+
+		snprintf(d, sizeof(d), "sha256:%s", r->hex);
+		if (r->kind == SNAP_TAG)
+			json_array_append_new(tags, json_pack("{s:s, s:s, s:s}", "repository",
+							      r->repo, "tag", r->tag, "digest", d));
+		else
+			json_array_append_new(r->kind == SNAP_BLOB ? blobs : manifests,
+					      json_pack("{s:s, s:s, s:I, s:s}", "repository", r->repo,
+							"digest", d, "size", (json_int_t)r->size,
+							"mediaType", r->media_type));
+	}
+	snprintf(id, sizeof(id), "sha256:%s", s->id);
+	return json_pack("{s:s, s:o, s:o, s:o}", "snapshot", id, "tags", tags, "manifests",
+			 manifests, "blobs", blobs);
+}
+
+static void print_json(json_t *j)
+{
+	char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+
+	if (s)
+		printf("%s\n", s);
+	free(s);
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'J' },
+		{ "sign", required_argument, NULL, 'S' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *seckey = NULL;
+	struct snapshot s = { NULL, 0, "" };
+	struct rp_err err = { "" };
+	struct layout_tree *tree = NULL;
+	char *text = NULL, *sig = NULL;
+	int as_json = 0, rc = 1, c;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (c == 'J')
+			as_json = 1;
+		else if (c == 'S')
+			seckey = optarg;
+		else if (c == 'h')
+			return fputs(snapshot_usage, stdout), 0;
+		else
+			return fputs(snapshot_usage, stderr), 2;
+	}
+	if (optind != argc - 1)
+		return cmd_usage_error("snapshot", "expected one TREE");
+	if (seckey) {
+		/* Under the tree's lock, so the snapshot signed is the one in place. */
+		struct stat st;
+
+		if (stat(argv[optind], &st) < 0 || !S_ISDIR(st.st_mode))
+			return cmd_usage_error("snapshot", "--sign needs a tree, not a file");
+		if (layout_open(argv[optind], &tree, &err) < 0)
+			goto out;
+	}
+	if (snapshot_load(argv[optind], &s, &text, &err) < 0)
+		goto out;
+	if (seckey) {
+		if (sign_message(seckey, text, strlen(text), &sig, &err) < 0 ||
+		    layout_put_signature(tree, sig, strlen(sig), &err) < 0)
+			goto out;
+	}
+	if (as_json) {
+		json_t *j = snapshot_json(&s);
+
+		print_json(j);
+		json_decref(j);
+	} else {
+		fputs(text, stdout);
+		fprintf(stderr, "snapshot sha256:%s%s\n", s.id, sig ? " (signed)" : "");
+	}
+	rc = 0;
+out:
+	if (rc)
+		cmd_fail("snapshot", &err);
+	layout_close(tree);
+	snapshot_free(&s);
+	free(text);
+	free(sig);
+	return rc;
+}
+
+struct verify_out {
+	int as_json;
+	json_t *items;
+	struct progress prog;
+};
+
+static void verify_report(void *ctx, enum verify_level level, const char *path, const char *what)
+{
+	struct verify_out *o = ctx;
+
+	if (o->as_json) {
+		json_array_append_new(o->items, json_pack("{s:s, s:s, s:s}", "level",
+							  level == VERIFY_PROBLEM ? "problem" : "warning",
+							  "path", path, "problem", what));
+		return;
+	}
+	progress_end(&o->prog);
+	printf("%s: %s%s\n", path, level == VERIFY_WARNING ? "warning: " : "", what);
+}
+
+static void verify_progress(void *ctx, uint64_t done, uint64_t total)
+{
+	progress_update(&((struct verify_out *)ctx)->prog, done, total);
+}
+
+int cmd_verify(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "quick", no_argument, NULL, 'Q' },
+		{ "json", no_argument, NULL, 'J' },
+		{ "pubkey", required_argument, NULL, 'P' },
+		{ "progress", required_argument, NULL, 'G' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct verify_out out = { 0, json_array(), { NULL, 0, 0, 0, 0 } };
+	struct verify_opts opts = { 0, NULL, verify_report, verify_progress, &out };
+	struct verify_result res;
+	struct rp_err err = { "" };
+	const char *mode = "auto";
+	char size[32];
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'Q': opts.quick = 1; break;
+		case 'J': out.as_json = 1; break;
+		case 'P': opts.pubkey = optarg; break;
+		case 'G':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "plain") && strcmp(optarg, "none"))
+				return cmd_usage_error("verify", "--progress is auto, plain or none");
+			mode = optarg;
+			break;
+		case 'q': mode = "none"; break;
+		case 'h': json_decref(out.items); return fputs(verify_usage, stdout), 0;
+		default: json_decref(out.items); return fputs(verify_usage, stderr), 2;
+		}
+	}
+	if (optind != argc - 1) {
+		json_decref(out.items);
+		return cmd_usage_error("verify", "expected one TREE");
+	}
+	progress_init(&out.prog, "verifying", out.as_json ? "none" : mode);
+	rc = layout_verify(argv[optind], &opts, &res, &err);
+	progress_end(&out.prog);
+	if (rc < 0) {
+		json_decref(out.items);
+		return cmd_fail("verify", &err);
+	}
+	if (out.as_json) {
+		json_t *j = json_pack("{s:b, s:s+, s:I, s:I, s:I, s:I, s:o}", "ok", res.problems == 0,
+				      "snapshot", "sha256:", res.snapshot_id, "problems",
+				      (json_int_t)res.problems, "warnings", (json_int_t)res.warnings,
+				      "blobs_hashed", (json_int_t)res.blobs, "bytes_hashed",
+				      (json_int_t)res.bytes, "findings", out.items);
+
+		if (opts.pubkey)
+			json_object_set_new(j, "signature", json_boolean(res.signed_ok));
+		print_json(j);
+		json_decref(j);
+	} else {
+		json_decref(out.items);
+		if (res.problems)
+			fprintf(stderr, "regpress verify: %s: %zu problem%s\n", argv[optind],
+				res.problems, res.problems == 1 ? "" : "s");
+		else
+			printf("ok: snapshot sha256:%s, %llu blobs (%s) %s%s\n", res.snapshot_id,
+			       (unsigned long long)res.blobs, progress_size(res.bytes, size, 32),
+			       opts.quick ? "checked by size" : "hashed",
+			       res.signed_ok ? ", signature good" : "");
+	}
+	return res.problems ? 1 : 0;
+}
+
+int cmd_keygen(int argc, char **argv)
+{
+	struct rp_err err = { "" };
+	char *sec = NULL, *pub = NULL;
+	int rc = 1;
+
+	if (want_help(argc, argv, keygen_usage))
+		return 0;
+	if (argc != 2 || argv[1][0] == '-')
+		return cmd_usage_error("keygen", "expected one PREFIX");
+	if (asprintf(&sec, "%s.sec", argv[1]) < 0 || asprintf(&pub, "%s.pub", argv[1]) < 0) {
+		rp_errf(&err, "out of memory");
+		goto out;
+	}
+	if (sign_keygen(sec, pub, &err) < 0)
+		goto out;
+	printf("secret key %s\npublic key %s\n", sec, pub);
+	rc = 0;
+out:
+	if (rc)
+		cmd_fail("keygen", &err);
+	free(sec);
+	free(pub);
+	return rc;
+}
+
+/* Unique blobs (layers, configs, manifests) of a snapshot: hex -> size. */
+static json_t *blob_set(const struct snapshot *s)
+{
+	json_t *set = json_object();
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->v[i].kind != SNAP_TAG)
+			json_object_set_new(set, s->v[i].hex, json_integer((json_int_t)s->v[i].size));
+	return set;
+}
+
+static json_t *tag_map(const struct snapshot *s)
+{
+	json_t *map = json_object();
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->v[i].kind == SNAP_TAG) {
+			char ref[600], d[80];
+
+			snprintf(ref, sizeof(ref), "%s:%s", s->v[i].repo, s->v[i].tag);
+			snprintf(d, sizeof(d), "sha256:%s", s->v[i].hex);
+			json_object_set_new(map, ref, json_string(d));
+		}
+	return map;
+}
+
+int cmd_diff(int argc, char **argv)
+{
+	struct snapshot a = { NULL, 0, "" }, b = { NULL, 0, "" };
+	struct rp_err err = { "" };
+	json_t *ta = NULL, *tb = NULL, *ba = NULL, *bb = NULL, *out = NULL;
+	json_t *added, *removed, *changed, *badded, *bremoved;
+	json_int_t add_bytes = 0, rm_bytes = 0;
+	const char *key;
+	json_t *v;
+	int as_json = 0, i, rc = 1;
+	const char *paths[2] = { NULL, NULL };
+	int np = 0;
+
+	if (want_help(argc, argv, diff_usage))
+		return 0;
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--json"))
+			as_json = 1;
+		else if (np < 2 && argv[i][0] != '-')
+			paths[np++] = argv[i];
+		else
+			return cmd_usage_error("diff", "unexpected argument '%s'", argv[i]);
+	}
+	if (np != 2)
+		return cmd_usage_error("diff", "expected OLD and NEW");
+	if (snapshot_load(paths[0], &a, NULL, &err) < 0 || snapshot_load(paths[1], &b, NULL, &err) < 0)
+		goto out;
+	ta = tag_map(&a);
+	tb = tag_map(&b);
+	ba = blob_set(&a);
+	bb = blob_set(&b);
+	out = json_pack("{s:s+, s:s+, s:{s:[], s:[], s:[]}, s:{s:[], s:[]}}", "old", "sha256:", a.id,
+			"new", "sha256:", b.id, "tags", "added", "removed", "changed", "blobs",
+			"added", "removed");
+	if (!out) {
+		rp_errf(&err, "out of memory");
+		goto out;
+	}
+	added = json_object_get(json_object_get(out, "tags"), "added");
+	removed = json_object_get(json_object_get(out, "tags"), "removed");
+	changed = json_object_get(json_object_get(out, "tags"), "changed");
+	badded = json_object_get(json_object_get(out, "blobs"), "added");
+	bremoved = json_object_get(json_object_get(out, "blobs"), "removed");
+	/* Snapshots are sorted, so these walks come out sorted too. */
+	json_object_foreach(tb, key, v) {
+		json_t *old = json_object_get(ta, key);
+
+		if (!old)
+			json_array_append_new(added, json_pack("{s:s, s:O}", "ref", key, "digest", v));
+		else if (!json_equal(old, v))
+			json_array_append_new(changed, json_pack("{s:s, s:O, s:O}", "ref", key, "old",
+								 old, "new", v));
+	}
+	json_object_foreach(ta, key, v)
+		if (!json_object_get(tb, key))
+			json_array_append_new(removed, json_pack("{s:s, s:O}", "ref", key, "digest", v));
+	json_object_foreach(bb, key, v)
+		if (!json_object_get(ba, key)) {
+			add_bytes += json_integer_value(v);
+			json_array_append_new(badded, json_pack("{s:s+, s:O}", "digest", "sha256:", key,
+								"size", v));
+		}
+	json_object_foreach(ba, key, v)
+		if (!json_object_get(bb, key)) {
+			rm_bytes += json_integer_value(v);
+			json_array_append_new(bremoved, json_pack("{s:s+, s:O}", "digest", "sha256:",
+								  key, "size", v));
+		}
+	json_object_set_new(json_object_get(out, "blobs"), "added_bytes", json_integer(add_bytes));
+	json_object_set_new(json_object_get(out, "blobs"), "removed_bytes", json_integer(rm_bytes));
+	if (as_json) {
+		print_json(out);
+	} else {
+		size_t k;
+		char s1[32], s2[32];
+
+		json_array_foreach(added, k, v)
+			printf("tag added    %s %s\n", json_string_value(json_object_get(v, "ref")),
+			       json_string_value(json_object_get(v, "digest")));
+		json_array_foreach(removed, k, v)
+			printf("tag removed  %s %s\n", json_string_value(json_object_get(v, "ref")),
+			       json_string_value(json_object_get(v, "digest")));
+		json_array_foreach(changed, k, v)
+			printf("tag changed  %s %s -> %s\n",
+			       json_string_value(json_object_get(v, "ref")),
+			       json_string_value(json_object_get(v, "old")),
+			       json_string_value(json_object_get(v, "new")));
+		json_array_foreach(badded, k, v)
+			printf("blob added   %s %lld\n", json_string_value(json_object_get(v, "digest")),
+			       (long long)json_integer_value(json_object_get(v, "size")));
+		json_array_foreach(bremoved, k, v)
+			printf("blob removed %s %lld\n", json_string_value(json_object_get(v, "digest")),
+			       (long long)json_integer_value(json_object_get(v, "size")));
+		printf("tags: %zu added, %zu removed, %zu changed; blobs: %zu added (%s), %zu removed "
+		       "(%s)\n", json_array_size(added), json_array_size(removed),
+		       json_array_size(changed), json_array_size(badded),
+		       progress_size((uint64_t)add_bytes, s1, 32), json_array_size(bremoved),
+		       progress_size((uint64_t)rm_bytes, s2, 32));
+	}
+	rc = 0;
+out:
+	if (rc)
+		cmd_fail("diff", &err);
+	json_decref(ta);
+	json_decref(tb);
+	json_decref(ba);
+	json_decref(bb);
+	json_decref(out);
+	snapshot_free(&a);
+	snapshot_free(&b);
+	return rc;
+}
