@@ -6,6 +6,7 @@
 /* Cheapest first; see each file for what it reads. */
 static const struct src_format *const formats[] = {
 	&src_docker_archive,
+	&src_oci_layout,
 };
 
 int src_keep(const char *name, int64_t size)
@@ -14,14 +15,15 @@ int src_keep(const char *name, int64_t size)
 	size_t len = strlen(name);
 
 	base = base ? base + 1 : name;
-	if (len >= 5 && !strcmp(name + len - 5, ".json"))
-		return 1;
-	if (!strcmp(base, "json") || !strcmp(base, "repositories") || !strcmp(base, "oci-layout") ||
-	    !strcmp(base, "VERSION"))
-		return 1;
-	/* OCI layouts (Docker >= 25) keep configs and manifests as blobs: small ones may be either. */
-	if (!strncmp(name, "blobs/", 6) && size <= (1 << 20))
-		return 1;
+	if (!strcmp(name, "manifest.json") || !strcmp(name, "index.json") ||
+	    !strcmp(name, "oci-layout") || !strcmp(name, "repositories"))
+		return AR_KEEP_MUST;
+	/* Configs (legacy <hex>.json) and, in OCI layouts, manifests and configs among the blobs:
+	 * kept while small and under the cap; anything else needed is loaded by one more pass. */
+	if (len >= 5 && !strcmp(name + len - 5, ".json") && strcmp(base, "json"))
+		return AR_KEEP_MAY;
+	if (!strncmp(name, "blobs/", 6) && size <= (64 << 10))
+		return AR_KEEP_MAY;
 	return 0;
 }
 
@@ -40,8 +42,8 @@ const struct src_format *src_detect(const struct ar_index *idx, struct rp_err *e
 		}
 	}
 	if (!best)
-		rp_errf(err, "'%s': unrecognized input format (no manifest.json: not a docker save "
-			"tarball)", idx->display);
+		rp_errf(err, "'%s': unrecognized input format (neither manifest.json nor an OCI "
+			"index.json: not a docker save, OCI archive or OCI layout)", idx->display);
 	return best;
 }
 
@@ -51,6 +53,15 @@ void src_images_free(struct src_images *imgs)
 
 	if (!imgs)
 		return;
+	for (i = 0; i < imgs->nroots; i++) {
+		free(imgs->roots[i].desc.media_type);
+		for (j = 0; j < imgs->roots[i].nrefs; j++)
+			free(imgs->roots[i].refs[j]);
+		free(imgs->roots[i].refs);
+	}
+	free(imgs->roots);
+	imgs->roots = NULL;
+	imgs->nroots = 0;
 	for (i = 0; i < imgs->n; i++) {
 		free(imgs->v[i].what);
 		for (j = 0; j < imgs->v[i].nrefs; j++)
@@ -61,4 +72,24 @@ void src_images_free(struct src_images *imgs)
 	free(imgs->v);
 	imgs->v = NULL;
 	imgs->n = 0;
+}
+
+int src_add_ref(char ***refs, size_t *n, const char *ref, struct rp_err *err)
+{
+	char **nr;
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if (!strcmp((*refs)[i], ref))
+			return 0;
+	nr = realloc(*refs, (*n + 2) * sizeof(*nr));
+	if (!nr)
+		return rp_errf(err, "out of memory");
+	*refs = nr;
+	nr[*n] = strdup(ref);
+	if (!nr[*n])
+		return rp_errf(err, "out of memory");
+	(*n)++;
+	nr[*n] = NULL;
+	return 0;
 }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "digest.h"
 #include "err.h"
 #include "tarball.h"
 
@@ -18,16 +19,35 @@ struct src_image {
 	size_t nlayers;
 };
 
+/* A descriptor as the input gives it. */
+struct src_desc {
+	char hex[RP_HEX_LEN + 1];
+	char *media_type;
+	int64_t size;
+};
+
+/* A manifest or index that the input names (OCI layouts: index.json), kept byte for byte when its
+ * layers are registry blobs, rebuilt when they are uncompressed tars. */
+struct src_root {
+	struct src_desc desc;
+	char **refs; /* image references; a reference without a tag keeps the image by digest */
+	size_t nrefs;
+};
+
 struct src_images {
-	struct src_image *v;
+	struct src_image *v; /* images to rebuild: compress layers, write a manifest */
 	size_t n;
+	struct src_root *roots;
+	size_t nroots;
 };
 
 struct src_format {
 	const char *name;
 	/* > 0 if this format can read the archive (higher wins), 0 if not. */
 	int (*bid)(const struct ar_index *idx);
-	int (*read)(const struct ar_index *idx, struct src_images *out, struct rp_err *err);
+	int (*read)(struct ar_index *idx, struct src_images *out, struct rp_err *err);
+	/* The entry holding blob hex, for formats with roots; NULL if absent. */
+	const struct ar_entry *(*blob)(const struct ar_index *idx, const char *hex);
 };
 
 /* The metadata files worth keeping in memory during the index pass, for every format. */
@@ -36,6 +56,12 @@ int src_keep(const char *name, int64_t size);
 const struct src_format *src_detect(const struct ar_index *idx, struct rp_err *err);
 void src_images_free(struct src_images *imgs);
 
+/* Helpers shared by the formats. */
+int src_add_ref(char ***refs, size_t *n, const char *ref, struct rp_err *err);
+/* Parse manifest.json (docker save) into images to rebuild. */
+int src_docker_manifest(struct ar_index *idx, struct src_images *out, struct rp_err *err);
+
 extern const struct src_format src_docker_archive;
+extern const struct src_format src_oci_layout;
 
 #endif

@@ -32,7 +32,7 @@ static const char *json_type_name(const json_t *j)
 	}
 }
 
-static int read_image(const struct ar_index *idx, size_t n, json_t *item, struct src_image *img,
+static int read_image(struct ar_index *idx, size_t n, json_t *item, struct src_image *img,
 		      struct rp_err *err)
 {
 	json_t *config = json_object_get(item, "Config");
@@ -59,9 +59,8 @@ static int read_image(const struct ar_index *idx, size_t n, json_t *item, struct
 		return rp_errf(err, "out of memory");
 	if (ar_resolve(idx, json_string_value(config), &img->config, err) < 0)
 		return rp_err_prefix(err, "%s: Config", img->what);
-	if (!img->config->data)
-		return rp_errf(err, "'%s': %s: config is %lld bytes, too large", idx->display,
-			       img->what, (long long)img->config->size);
+	if (ar_load(idx, &img->config, 1, err) < 0)
+		return rp_err_prefix(err, "%s: config", img->what);
 	/* Writers name the config by its digest (the image ID): hold them to it. */
 	base = strrchr(img->config->name, '/');
 	base = base ? base + 1 : img->config->name;
@@ -80,8 +79,7 @@ static int read_image(const struct ar_index *idx, size_t n, json_t *item, struct
 		}
 	}
 	img->layers = calloc(json_array_size(layers) + 1, sizeof(*img->layers));
-	img->refs = calloc(json_array_size(tags) + 1, sizeof(*img->refs));
-	if (!img->layers || !img->refs)
+	if (!img->layers)
 		return rp_errf(err, "out of memory");
 	for (i = 0; i < json_array_size(layers); i++) {
 		json_t *l = json_array_get(layers, i);
@@ -99,14 +97,13 @@ static int read_image(const struct ar_index *idx, size_t n, json_t *item, struct
 		if (!json_is_string(t))
 			return rp_errf(err, "'%s': %s: RepoTags[%zu] is not a string", idx->display,
 				       img->what, i);
-		img->refs[img->nrefs] = strdup(json_string_value(t));
-		if (!img->refs[img->nrefs++])
-			return rp_errf(err, "out of memory");
+		if (src_add_ref(&img->refs, &img->nrefs, json_string_value(t), err) < 0)
+			return -1;
 	}
 	return 0;
 }
 
-static int docker_read(const struct ar_index *idx, struct src_images *out, struct rp_err *err)
+int src_docker_manifest(struct ar_index *idx, struct src_images *out, struct rp_err *err)
 {
 	const struct ar_entry *m = ar_find(idx, "manifest.json");
 	json_error_t jerr;
@@ -150,5 +147,6 @@ out:
 const struct src_format src_docker_archive = {
 	.name = "docker-archive",
 	.bid = docker_bid,
-	.read = docker_read,
+	.read = src_docker_manifest,
+	.blob = NULL,
 };

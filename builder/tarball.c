@@ -1,7 +1,14 @@
 #include "tarball.h"
 
+#include "fsutil.h"
+
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,47 +134,68 @@ static int read_data(struct archive *a, struct ar_entry *e, const struct ar_inde
 	return 0;
 }
 
-int ar_index_read(const char *path, const char *display, ar_keep_fn keep, struct ar_index **out,
-		  struct rp_err *err)
+static int grow(struct ar_index *idx, size_t *cap, struct rp_err *err)
 {
-	struct ar_index *idx = calloc(1, sizeof(*idx));
-	struct archive_entry *ae;
-	struct archive *a = NULL;
-	size_t cap = 0, kept = 0, i;
-	int r;
+	struct ar_entry *ne;
+	size_t ncap;
 
-	*out = NULL;
-	if (!idx || !(idx->path = strdup(path)) || !(idx->display = strdup(display))) {
-		ar_index_free(idx);
-		return rp_errf(err, "'%s': out of memory", display);
-	}
-	a = open_archive(path, err, display);
+	if (idx->n == AR_ENTRIES_MAX)
+		return rp_errf(err, "'%s': more than %u entries", idx->display, AR_ENTRIES_MAX);
+	if (idx->n < *cap)
+		return 0;
+	ncap = *cap ? *cap * 2 : 64;
+	ne = realloc(idx->entries, ncap * sizeof(*ne));
+	if (!ne)
+		return rp_errf(err, "'%s': out of memory", idx->display);
+	idx->entries = ne;
+	*cap = ncap;
+	return 0;
+}
+
+/* Keep this entry's bytes in memory? Applies the caps; returns 0 or 1, -1 on a hard error. */
+static int decide_keep(const struct ar_index *idx, const struct ar_entry *e, ar_keep_fn keep,
+		       size_t *kept, struct rp_err *err)
+{
+	int k = e->type == AR_FILE && e->name && keep ? keep(e->name, e->size) : 0;
+
+	if (k == AR_KEEP_MAY &&
+	    ((uint64_t)e->size > AR_META_MAX || *kept + (size_t)e->size > AR_META_TOTAL / 2))
+		return 0; /* loaded later by ar_load if it turns out to be needed */
+	if (!k)
+		return 0;
+	if ((uint64_t)e->size > AR_META_MAX)
+		return rp_errf(err, "'%s': '%s' is %lld bytes, more than the %u MiB allowed for "
+			       "metadata", idx->display, e->raw, (long long)e->size, AR_META_MAX >> 20);
+	*kept += (size_t)e->size;
+	if (*kept > AR_META_TOTAL)
+		return rp_errf(err, "'%s': more than %u MiB of metadata", idx->display,
+			       AR_META_TOTAL >> 20);
+	return 1;
+}
+
+static int index_tar(struct ar_index *idx, ar_keep_fn keep, struct rp_err *err)
+{
+	const char *display = idx->display;
+	struct archive_entry *ae;
+	struct archive *a;
+	size_t cap = 0, kept = 0;
+	int r, rc = -1;
+
+	a = open_archive(idx->path, err, display);
 	if (!a)
-		goto fail;
+		return -1;
 	while ((r = archive_read_next_header(a, &ae)) == ARCHIVE_OK) {
 		struct ar_entry *e;
 		const char *raw = archive_entry_pathname(ae);
 		const char *link;
+		int k;
 
 		if (!raw) {
 			rp_errf(err, "'%s': entry with no name", display);
-			goto fail;
+			goto out;
 		}
-		if (idx->n == AR_ENTRIES_MAX) {
-			rp_errf(err, "'%s': more than %u entries", display, AR_ENTRIES_MAX);
-			goto fail;
-		}
-		if (idx->n == cap) {
-			size_t ncap = cap ? cap * 2 : 64;
-			struct ar_entry *ne = realloc(idx->entries, ncap * sizeof(*ne));
-
-			if (!ne) {
-				rp_errf(err, "'%s': out of memory", display);
-				goto fail;
-			}
-			idx->entries = ne;
-			cap = ncap;
-		}
+		if (grow(idx, &cap, err) < 0)
+			goto out;
 		e = &idx->entries[idx->n++];
 		memset(e, 0, sizeof(*e));
 		e->raw = strdup(raw);
@@ -178,42 +206,129 @@ int ar_index_read(const char *path, const char *display, ar_keep_fn keep, struct
 		       : e->type == AR_SYMLINK ? archive_entry_symlink(ae) : NULL;
 		if (!e->raw || (link && !(e->link = strdup(link)))) {
 			rp_errf(err, "'%s': out of memory", display);
-			goto fail;
+			goto out;
 		}
 		if (e->size < 0) {
 			rp_errf(err, "'%s': entry '%s': negative size", display, raw);
-			goto fail;
+			goto out;
 		}
-		if (e->type == AR_FILE && e->name && keep && keep(e->name, e->size)) {
-			if ((uint64_t)e->size > AR_META_MAX) {
-				rp_errf(err, "'%s': '%s' is %lld bytes, more than the %u MiB allowed for "
-					"metadata", display, raw, (long long)e->size, AR_META_MAX >> 20);
-				goto fail;
-			}
-			kept += (size_t)e->size;
-			if (kept > AR_META_TOTAL) {
-				rp_errf(err, "'%s': more than %u MiB of metadata", display,
-					AR_META_TOTAL >> 20);
-				goto fail;
-			}
+		k = decide_keep(idx, e, keep, &kept, err);
+		if (k < 0)
+			goto out;
+		if (k) {
 			if (read_data(a, e, idx, err) < 0)
-				goto fail;
+				goto out;
 		} else if (archive_read_data_skip(a) != ARCHIVE_OK) {
 			rp_errf(err, "'%s': entry '%s': %s", display, raw, archive_error_string(a));
-			goto fail;
+			goto out;
 		}
 	}
 	if (r != ARCHIVE_EOF) {
 		rp_errf(err, "'%s': %s", display,
 			archive_error_string(a) ? archive_error_string(a) : "cannot read archive");
+		goto out;
+	}
+	rc = 0;
+out:
+	archive_read_free(a);
+	return rc;
+}
+
+/* An OCI layout directory (skopeo oci:, umoci, buildah): the same index, entries from the walk. */
+static struct ar_index *walk_idx;
+static ar_keep_fn walk_keep;
+static size_t walk_cap, walk_kept;
+static struct rp_err *walk_err;
+
+static int walk_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	struct ar_index *idx = walk_idx;
+	const char *rel = path + strlen(idx->path);
+	struct ar_entry *e;
+	int k;
+
+	(void)ftw;
+	while (*rel == '/')
+		rel++;
+	if (!*rel)
+		return 0;
+	if (grow(idx, &walk_cap, walk_err) < 0)
+		return -1;
+	e = &idx->entries[idx->n++];
+	memset(e, 0, sizeof(*e));
+	e->raw = strdup(rel);
+	e->name = ar_normalize(NULL, rel);
+	e->size = S_ISREG(st->st_mode) ? st->st_size : 0;
+	e->type = type == FTW_D ? AR_DIR : type == FTW_SL || type == FTW_SLN ? AR_SYMLINK
+		  : S_ISREG(st->st_mode) ? AR_FILE : AR_OTHER;
+	if (!e->raw)
+		return rp_errf(walk_err, "'%s': out of memory", idx->display);
+	if (e->type == AR_SYMLINK) {
+		char target[4096];
+		ssize_t n = readlink(path, target, sizeof(target) - 1);
+
+		if (n < 0)
+			return rp_errno(walk_err, "'%s'", path);
+		target[n] = '\0';
+		e->link = strdup(target);
+	}
+	k = decide_keep(idx, e, walk_keep, &walk_kept, walk_err);
+	if (k < 0)
+		return -1;
+	if (k) {
+		char *buf;
+		size_t len;
+
+		if (rp_read_file(path, AR_META_MAX, &buf, &len, walk_err) < 0)
+			return -1;
+		e->data = (unsigned char *)buf;
+		e->data_len = len;
+	}
+	return 0;
+}
+
+static int index_dir(struct ar_index *idx, ar_keep_fn keep, struct rp_err *err)
+{
+	walk_idx = idx;
+	walk_keep = keep;
+	walk_cap = walk_kept = 0;
+	walk_err = err;
+	err->msg[0] = '\0';
+	if (nftw(idx->path, walk_entry, 32, FTW_PHYS) != 0) {
+		if (!err->msg[0])
+			rp_errno(err, "cannot read '%s'", idx->display);
+		return -1;
+	}
+	return 0;
+}
+
+int ar_index_read(const char *path, const char *display, ar_keep_fn keep, struct ar_index **out,
+		  struct rp_err *err)
+{
+	struct ar_index *idx = calloc(1, sizeof(*idx));
+	struct stat st;
+	size_t i;
+
+	*out = NULL;
+	if (!idx || !(idx->path = strdup(path)) || !(idx->display = strdup(display))) {
+		ar_index_free(idx);
+		return rp_errf(err, "'%s': out of memory", display);
+	}
+	if (stat(path, &st) < 0) {
+		rp_errno(err, "'%s'", display);
 		goto fail;
 	}
+	idx->is_dir = S_ISDIR(st.st_mode);
+	if (!idx->is_dir && st.st_size == 0) {
+		rp_errf(err, "'%s': empty file", display);
+		goto fail;
+	}
+	if ((idx->is_dir ? index_dir(idx, keep, err) : index_tar(idx, keep, err)) < 0)
+		goto fail;
 	if (idx->n == 0) {
 		rp_errf(err, "'%s': empty archive", display);
 		goto fail;
 	}
-	archive_read_free(a);
-	a = NULL;
 	idx->sorted = malloc(idx->n * sizeof(*idx->sorted));
 	if (!idx->sorted) {
 		rp_errf(err, "'%s': out of memory", display);
@@ -237,8 +352,6 @@ int ar_index_read(const char *path, const char *display, ar_keep_fn keep, struct
 	*out = idx;
 	return 0;
 fail:
-	if (a)
-		archive_read_free(a);
 	ar_index_free(idx);
 	return -1;
 }
@@ -338,20 +451,69 @@ escape:
 	return rp_errf(err, "'%s': '%s' leads outside the archive", idx->display, ref);
 }
 
+/* Stream one file of a directory input. */
+static int stream_file(const struct ar_index *idx, const struct ar_entry *e, unsigned char *buf,
+		       ar_data_fn data, void *ctx, struct rp_err *err)
+{
+	char *path = malloc(strlen(idx->path) + strlen(e->name) + 2);
+	int64_t got = 0;
+	ssize_t n;
+	int fd, rc = -1;
+
+	if (!path)
+		return rp_errf(err, "out of memory");
+	sprintf(path, "%s/%s", idx->path, e->name);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		rp_errno(err, "'%s': '%s'", idx->display, e->raw);
+		free(path);
+		return -1;
+	}
+	while ((n = read(fd, buf, STREAM_BUF)) > 0) {
+		got += n;
+		if (data(ctx, e, buf, (size_t)n, err) < 0)
+			goto out;
+	}
+	if (n < 0) {
+		rp_errno(err, "'%s': '%s'", idx->display, e->raw);
+		goto out;
+	}
+	if (got != e->size) {
+		rp_errf(err, "'%s': '%s' changed while reading", idx->display, e->raw);
+		goto out;
+	}
+	rc = data(ctx, e, NULL, 0, err);
+out:
+	close(fd);
+	free(path);
+	return rc;
+}
+
 int ar_stream(const struct ar_index *idx, ar_want_fn want, ar_data_fn data, void *ctx,
 	      struct rp_err *err)
 {
-	struct archive *a = open_archive(idx->path, err, idx->display);
+	struct archive *a = NULL;
 	struct archive_entry *ae;
 	unsigned char *buf = malloc(STREAM_BUF);
 	size_t i = 0;
 	int r, rc = -1;
 
-	if (!a || !buf) {
-		if (a && !buf)
-			rp_errf(err, "'%s': out of memory", idx->display);
+	if (!buf)
+		return rp_errf(err, "'%s': out of memory", idx->display);
+	if (idx->is_dir) {
+		for (i = 0; i < idx->n; i++) {
+			const struct ar_entry *e = &idx->entries[i];
+
+			if (e->type == AR_FILE && e->name && want(ctx, e) &&
+			    stream_file(idx, e, buf, data, ctx, err) < 0)
+				goto out;
+		}
+		rc = 0;
 		goto out;
 	}
+	a = open_archive(idx->path, err, idx->display);
+	if (!a)
+		goto out;
 	while ((r = archive_read_next_header(a, &ae)) == ARCHIVE_OK) {
 		const struct ar_entry *e;
 		int64_t got = 0;
@@ -393,5 +555,74 @@ out:
 	free(buf);
 	if (a)
 		archive_read_free(a);
+	return rc;
+}
+
+/* ar_load: collect the wanted entries' bytes into e->data through ar_stream. */
+struct load_ctx {
+	const struct ar_entry **want;
+	size_t n;
+	size_t *fill;
+	struct ar_index *idx;
+};
+
+static int load_want(void *vctx, const struct ar_entry *e)
+{
+	struct load_ctx *c = vctx;
+	size_t i;
+
+	if (e->data)
+		return 0;
+	for (i = 0; i < c->n; i++)
+		if (c->want[i] == e)
+			return 1;
+	return 0;
+}
+
+static int load_data(void *vctx, const struct ar_entry *ce, const void *buf, size_t len,
+		     struct rp_err *err)
+{
+	struct load_ctx *c = vctx;
+	struct ar_entry *e = &c->idx->entries[ce - c->idx->entries];
+	size_t *fill = &c->fill[ce - c->idx->entries];
+
+	if (!buf) {
+		e->data_len = *fill;
+		e->data[*fill] = '\0';
+		return 0;
+	}
+	if (!e->data) {
+		e->data = malloc((size_t)e->size + 1);
+		if (!e->data)
+			return rp_errf(err, "out of memory");
+	}
+	if (*fill + len > (size_t)e->size)
+		return rp_errf(err, "'%s': '%s' changed while reading", c->idx->display, e->raw);
+	memcpy(e->data + *fill, buf, len);
+	*fill += len;
+	return 0;
+}
+
+int ar_load(struct ar_index *idx, const struct ar_entry **want, size_t n, struct rp_err *err)
+{
+	struct load_ctx c = { want, n, NULL, idx };
+	size_t i, missing = 0;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		if (want[i]->data)
+			continue;
+		if ((uint64_t)want[i]->size > AR_META_MAX)
+			return rp_errf(err, "'%s': '%s' is %lld bytes, too large for metadata",
+				       idx->display, want[i]->raw, (long long)want[i]->size);
+		missing++;
+	}
+	if (!missing)
+		return 0;
+	c.fill = calloc(idx->n, sizeof(*c.fill));
+	if (!c.fill)
+		return rp_errf(err, "out of memory");
+	rc = ar_stream(idx, load_want, load_data, &c, err);
+	free(c.fill);
 	return rc;
 }

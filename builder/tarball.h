@@ -1,4 +1,5 @@
-/* Reading input tarballs (plain or gzip/zstd/xz/bzip2-compressed) without extracting them.
+/* Reading input tarballs (plain or gzip/zstd/xz/bzip2-compressed) without extracting them, and
+ * OCI layout directories through the same interface.
  *
  * Metadata comes last in every docker save format, so reading is two passes over a seekable file:
  * ar_index_read() lists every entry and keeps the small metadata files in memory (capped);
@@ -29,14 +30,18 @@ struct ar_entry {
 };
 
 struct ar_index {
-	char *path;    /* file to read */
+	char *path;    /* file (or OCI layout directory) to read */
+	int is_dir;
 	char *display; /* name for messages (the user's argument) */
 	struct ar_entry *entries;
 	size_t n;
 	size_t *sorted; /* entry indices sorted by name, for lookups */
 };
 
-/* Which files to keep in memory during the index pass. */
+/* Which files to keep in memory during the index pass: AR_KEEP_MUST (metadata: too large is an
+ * error), AR_KEEP_MAY (kept while under the total cap, else loaded later by ar_load), or 0. */
+#define AR_KEEP_MUST 1
+#define AR_KEEP_MAY 2
 typedef int (*ar_keep_fn)(const char *name, int64_t size);
 
 int ar_index_read(const char *path, const char *display, ar_keep_fn keep, struct ar_index **out,
@@ -56,6 +61,10 @@ typedef int (*ar_data_fn)(void *ctx, const struct ar_entry *e, const void *buf, 
 			  struct rp_err *err);
 int ar_stream(const struct ar_index *idx, ar_want_fn want, ar_data_fn data, void *ctx,
 	      struct rp_err *err);
+
+/* Make sure these entries' bytes are in memory (one more pass for those that are not), each at
+ * most AR_META_MAX. */
+int ar_load(struct ar_index *idx, const struct ar_entry **want, size_t n, struct rp_err *err);
 
 /* Normalise an archive path: returns a malloc'd name, or NULL if it is absolute-escaping ("..")
  * or empty. Leading "/" and "./" are dropped as tar does. */

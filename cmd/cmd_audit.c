@@ -72,6 +72,7 @@ static int want_help(int argc, char **argv, const char *text)
 static json_t *snapshot_json(const struct snapshot *s)
 {
 	json_t *tags = json_array(), *manifests = json_array(), *blobs = json_array();
+	json_t *missing = json_array();
 	char id[80];
 	size_t i;
 
@@ -84,14 +85,15 @@ static json_t *snapshot_json(const struct snapshot *s)
 			json_array_append_new(tags, json_pack("{s:s, s:s, s:s}", "repository",
 							      r->repo, "tag", r->tag, "digest", d));
 		else
-			json_array_append_new(r->kind == SNAP_BLOB ? blobs : manifests,
+			json_array_append_new(r->kind == SNAP_BLOB ? blobs
+					      : r->kind == SNAP_MISSING ? missing : manifests,
 					      json_pack("{s:s, s:s, s:I, s:s}", "repository", r->repo,
 							"digest", d, "size", (json_int_t)r->size,
 							"mediaType", r->media_type));
 	}
 	snprintf(id, sizeof(id), "sha256:%s", s->id);
-	return json_pack("{s:s, s:o, s:o, s:o}", "snapshot", id, "tags", tags, "manifests",
-			 manifests, "blobs", blobs);
+	return json_pack("{s:s, s:o, s:o, s:o, s:o}", "snapshot", id, "tags", tags, "manifests",
+			 manifests, "blobs", blobs, "missing", missing);
 }
 
 static void print_json(json_t *j)
@@ -294,7 +296,7 @@ static json_t *blob_set(const struct snapshot *s)
 	size_t i;
 
 	for (i = 0; i < s->n; i++)
-		if (s->v[i].kind != SNAP_TAG)
+		if (s->v[i].kind == SNAP_BLOB || s->v[i].kind == SNAP_MANIFEST)
 			json_object_set_new(set, s->v[i].hex, json_integer((json_int_t)s->v[i].size));
 	return set;
 }

@@ -16,8 +16,12 @@
 static const char usage_text[] =
 	"usage: regpress build -o TREE [options] FILE...\n"
 	"\n"
-	"Add the images of docker save tarballs (or '-' for standard input) to the registry tree\n"
-	"TREE, creating it if needed. The tree changes atomically: all inputs or nothing.\n"
+	"Add the images of FILEs to the registry tree TREE, creating it if needed. A FILE is a\n"
+	"docker save tarball (Docker <= 24 and >= 25, podman, skopeo docker-archive:), a containerd\n"
+	"or Docker image-store export, an OCI archive or OCI layout directory, possibly gzip, zstd,\n"
+	"xz or bzip2 compressed, or '-' for standard input. Registry blobs in the input (compressed\n"
+	"layers, manifests, indexes) are kept byte for byte, so pulls by their digest work;\n"
+	"uncompressed layers are compressed. The tree changes atomically: all inputs or nothing.\n"
 	"\n"
 	"options:\n"
 	"  -o, --output TREE         the tree to create or update (required)\n"
@@ -25,6 +29,13 @@ static const char usage_text[] =
 	"      --format FMT          manifests: docker (Docker schema2, default) or oci;\n"
 	"                            zstd implies oci\n"
 	"      --tag NAME:TAG        name the only image of each input (for untagged saves)\n"
+	"      --prefix PATH         put every repository under PATH/ (a release namespace)\n"
+	"      --strip-registry      drop the registry host from names\n"
+	"                            (registry.k8s.io/pause -> pause); collisions are errors\n"
+	"      --merge-platforms     the same NAME:TAG from several inputs, as different\n"
+	"                            platforms of one image, becomes one OCI index\n"
+	"      --prune-missing       write indexes without the platforms the input lacks\n"
+	"                            (a new index digest); default: keep the index as is\n"
 	"  -j, --threads N           compression threads (default: all cores); output does not\n"
 	"                            depend on it\n"
 	"      --json                print the result as JSON\n"
@@ -77,18 +88,23 @@ static void print_result(json_t *report, const char *snapshot_id, int as_json)
 	json_t *item;
 
 	if (as_json) {
-		json_t *out = json_pack("{s:O, s:s}", "images", report, "snapshot", snapshot_id);
-		char *s = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		json_object_set_new(report, "snapshot", json_pack("s+", "sha256:", snapshot_id));
+		{
+			char *s = json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 
-		if (s)
-			printf("%s\n", s);
-		free(s);
-		json_decref(out);
+			if (s)
+				printf("%s\n", s);
+			free(s);
+		}
 		return;
 	}
-	json_array_foreach(report, i, item)
+	json_array_foreach(json_object_get(report, "images"), i, item)
 		printf("%s %s\n", json_string_value(json_object_get(item, "ref")),
 		       json_string_value(json_object_get(item, "digest")));
+	json_array_foreach(json_object_get(report, "untagged"), i, item)
+		printf("untagged %s\n", json_string_value(item));
+	json_array_foreach(json_object_get(report, "missing"), i, item)
+		printf("missing %s\n", json_string_value(item));
 	printf("snapshot sha256:%s\n", snapshot_id);
 }
 
@@ -99,13 +115,17 @@ int cmd_build(int argc, char **argv)
 		{ "compression", required_argument, NULL, 'C' },
 		{ "format", required_argument, NULL, 'F' },
 		{ "tag", required_argument, NULL, 'T' },
+		{ "prefix", required_argument, NULL, 'P' },
+		{ "strip-registry", no_argument, NULL, 'R' },
+		{ "merge-platforms", no_argument, NULL, 'M' },
+		{ "prune-missing", no_argument, NULL, 'X' },
 		{ "threads", required_argument, NULL, 'j' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct build_opts opts = { RP_COMP_GZIP, 0, 0, NULL };
+	struct build_opts opts;
 	const char *output = NULL, *format = NULL;
 	struct layout_tree *tree = NULL;
 	struct builder *b = NULL;
@@ -114,6 +134,8 @@ int cmd_build(int argc, char **argv)
 	int as_json = 0, quiet = 0, stdin_used = 0, rc = 1, c, i;
 	long nproc = sysconf(_SC_NPROCESSORS_ONLN);
 
+	memset(&opts, 0, sizeof(opts));
+	opts.compression = RP_COMP_GZIP;
 	opts.threads = nproc > 0 ? (int)nproc : 1;
 	while ((c = getopt_long(argc, argv, "o:j:qh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -134,6 +156,18 @@ int cmd_build(int argc, char **argv)
 			break;
 		case 'T':
 			opts.tag = optarg;
+			break;
+		case 'P':
+			opts.prefix = optarg;
+			break;
+		case 'R':
+			opts.strip_registry = 1;
+			break;
+		case 'M':
+			opts.merge_platforms = 1;
+			break;
+		case 'X':
+			opts.prune_missing = 1;
 			break;
 		case 'j':
 			opts.threads = atoi(optarg);
@@ -185,7 +219,7 @@ int cmd_build(int argc, char **argv)
 		if (r < 0)
 			goto out;
 	}
-	if (layout_commit(tree, &err) < 0)
+	if (builder_finish(b, &err) < 0 || layout_commit(tree, &err) < 0)
 		goto out;
 	report = builder_report(b);
 	if (!quiet && report)

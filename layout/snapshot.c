@@ -74,6 +74,8 @@ static int parse_line(char *line, struct snap_rec *r)
 			r->kind = SNAP_BLOB;
 		else if (!strcmp(f[0], "manifest"))
 			r->kind = SNAP_MANIFEST;
+		else if (!strcmp(f[0], "missing"))
+			r->kind = SNAP_MISSING;
 		else
 			return -1;
 		r->media_type = strdup(f[4]);

@@ -11,7 +11,9 @@
 #define SNAPSHOT_HEADER "regpress-snapshot 1"
 #define SNAPSHOT_MAX (256u << 20)
 
-enum snap_kind { SNAP_BLOB, SNAP_MANIFEST, SNAP_TAG };
+/* SNAP_MISSING: a manifest an index names that the tree deliberately lacks (the input did not
+ * carry it); kept so the index keeps its digest, and so verify knows the gap is intended. */
+enum snap_kind { SNAP_BLOB, SNAP_MANIFEST, SNAP_MISSING, SNAP_TAG };
 
 struct snap_rec {
 	enum snap_kind kind;

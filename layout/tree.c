@@ -426,6 +426,12 @@ int layout_add_blob(struct layout_tree *t, const char *repo, const char *hex, ui
 	return record(t, "blob", repo, hex, size, media_type, err);
 }
 
+int layout_add_missing(struct layout_tree *t, const char *repo, const char *hex, uint64_t size,
+		       const char *media_type, struct rp_err *err)
+{
+	return record(t, "missing", repo, hex, size, media_type, err);
+}
+
 int layout_set_tag(struct layout_tree *t, const char *repo, const char *tag, const char *hex,
 		   struct rp_err *err)
 {
@@ -547,7 +553,8 @@ static int check_blobs(const struct layout_tree *t, const struct snapshot *s, st
 	size_t i;
 
 	for (i = 0; i < s->n; i++)
-		if (s->v[i].kind != SNAP_TAG && !layout_has_blob(t, s->v[i].hex))
+		if ((s->v[i].kind == SNAP_BLOB || s->v[i].kind == SNAP_MANIFEST) &&
+		    !layout_has_blob(t, s->v[i].hex))
 			return rp_errf(err, "%s sha256:%s of '%s' is not in the tree",
 				       s->v[i].kind == SNAP_BLOB ? "blob" : "manifest", s->v[i].hex,
 				       s->v[i].repo);

@@ -43,6 +43,9 @@ int layout_add_manifest(struct layout_tree *t, const char *repo, const char *hex
 			const char *media_type, struct rp_err *err);
 int layout_add_blob(struct layout_tree *t, const char *repo, const char *hex, uint64_t size,
 		    const char *media_type, struct rp_err *err);
+/* Record that an index in repo names manifest hex, which the tree deliberately does not hold. */
+int layout_add_missing(struct layout_tree *t, const char *repo, const char *hex, uint64_t size,
+		       const char *media_type, struct rp_err *err);
 int layout_set_tag(struct layout_tree *t, const char *repo, const char *tag, const char *hex,
 		   struct rp_err *err);
 

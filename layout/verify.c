@@ -243,7 +243,8 @@ static void check_manifests(struct vctx *v, const struct snapshot *s)
 		if (s->v[i].kind == SNAP_TAG)
 			continue;
 		snprintf(key, sizeof(key), "%s %s sha256:%s",
-			 s->v[i].kind == SNAP_BLOB ? "blob" : "manifest", s->v[i].repo, s->v[i].hex);
+			 s->v[i].kind == SNAP_BLOB ? "blob" : s->v[i].kind == SNAP_MISSING ? "missing"
+			 : "manifest", s->v[i].repo, s->v[i].hex);
 		json_object_set_new(served, key, json_true());
 	}
 	for (i = 0; i < s->n; i++) {
@@ -276,7 +277,10 @@ static void check_manifests(struct vctx *v, const struct snapshot *s)
 			json_array_foreach(refs, j, d) {
 				const char *dg = json_string_value(json_object_get(d, "digest"));
 
-				if (!dg || !repo_has(served, r->repo, "manifest", dg))
+				if (dg && repo_has(served, r->repo, "missing", dg))
+					finding(v, VERIFY_WARNING, rel, "index entry %zu (%s) is absent, "
+						"as recorded when the tree was built", j + 1, dg);
+				else if (!dg || !repo_has(served, r->repo, "manifest", dg))
 					finding(v, VERIFY_PROBLEM, rel, "index entry %zu (%s) is not a "
 						"manifest of %s", j + 1, dg ? dg : "no digest", r->repo);
 			}
@@ -341,7 +345,7 @@ int layout_verify(const char *tree, const struct verify_opts *o, struct verify_r
 		goto out;
 	memcpy(res->snapshot_id, s.id, sizeof(s.id));
 	for (i = 0; i < s.n; i++)
-		if (s.v[i].kind != SNAP_TAG)
+		if (s.v[i].kind == SNAP_BLOB || s.v[i].kind == SNAP_MANIFEST)
 			expect_blob(&v, s.v[i].hex, s.v[i].size);
 	{
 		struct rp_err e;
