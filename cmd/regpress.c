@@ -13,6 +13,8 @@ struct command {
 
 static const struct command commands[] = {
 	{ "build", cmd_build, "turn docker save / OCI tarballs into a servable registry tree" },
+	{ "rm", cmd_rm, "remove tags or manifests from a tree" },
+	{ "gc", cmd_gc, "delete blobs a tree no longer uses" },
 	{ "serve", cmd_serve, "serve a tree over TLS with lighttpd" },
 	{ "snapshot", cmd_snapshot, "print (and sign) a tree's snapshot" },
 	{ "verify", cmd_verify, "check a tree against its snapshot (and signature)" },

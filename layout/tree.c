@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -693,6 +694,231 @@ int layout_put_signature(struct layout_tree *t, const char *sig, size_t len, str
 	else if (rp_write_atomic(path, sig, len, err) == 0)
 		rc = rp_set_mtime(dir, err); /* adding the file touched it */
 	free(path);
+	free(dir);
+	return rc;
+}
+
+/* ---- removing: untag and garbage-collect ---- */
+
+/* Add to set (hex -> true) everything manifest hex reaches: itself, index children, config and
+ * layers. Unreadable manifests reach only themselves. */
+static void reach(const struct layout_tree *t, const char *hex, json_t *set)
+{
+	char *path, *buf = NULL;
+	json_t *m, *d;
+	size_t len, i;
+
+	if (json_object_get(set, hex))
+		return;
+	json_object_set_new(set, hex, json_true());
+	path = layout_blob_path(t, hex);
+	if (!path || rp_read_file(path, 4u << 20, &buf, &len, NULL) < 0) {
+		free(path);
+		return;
+	}
+	free(path);
+	m = json_loadb(buf, len, 0, NULL);
+	free(buf);
+	json_array_foreach(json_object_get(m, "manifests"), i, d) {
+		const char *h, *dg = json_string_value(json_object_get(d, "digest"));
+
+		if (dg && rp_digest_parse(dg, &h))
+			reach(t, h, set);
+	}
+	for (i = 0; i <= json_array_size(json_object_get(m, "layers")); i++) {
+		json_t *x = i == 0 ? json_object_get(m, "config")
+			    : json_array_get(json_object_get(m, "layers"), i - 1);
+		const char *h, *dg = json_string_value(json_object_get(x, "digest"));
+
+		if (dg && rp_digest_parse(dg, &h))
+			json_object_set_new(set, h, json_true());
+	}
+	json_decref(m);
+}
+
+/* Fields of a record line: kind, repo, and the hex of its digest (third or fourth field). */
+static int line_fields(const char *line, char *kind, size_t ksz, char *repo, size_t rsz,
+		       char *tag, size_t tsz, char hex[RP_HEX_LEN + 1])
+{
+	char copy[1024], *f[6], *save = NULL, *tok;
+	int n = 0;
+
+	snprintf(copy, sizeof(copy), "%s", line);
+	for (tok = strtok_r(copy, " ", &save); tok && n < 6; tok = strtok_r(NULL, " ", &save))
+		f[n++] = tok;
+	if (n < 4)
+		return -1;
+	snprintf(kind, ksz, "%s", f[0]);
+	snprintf(repo, rsz, "%s", f[1]);
+	tag[0] = '\0';
+	if (!strcmp(f[0], "tag")) {
+		snprintf(tag, tsz, "%s", f[2]);
+		snprintf(hex, RP_HEX_LEN + 1, "%s", f[3] + 7);
+	} else {
+		snprintf(hex, RP_HEX_LEN + 1, "%s", f[2] + 7);
+	}
+	return 0;
+}
+
+int layout_untag(struct layout_tree *t, const char *repo, const char *tag, const char *hex_in,
+		 struct rp_err *err)
+{
+	json_t *gone = json_object(), *keep = json_object();
+	char kind[16], r[RP_REPO_MAX + 1], tg[RP_TAG_MAX + 1], hex[RP_HEX_LEN + 1];
+	char target[RP_HEX_LEN + 1] = "";
+	size_t i, n;
+	int found = 0, rc = -1;
+
+	if (!gone || !keep) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	sort_unique(t);
+	if (hex_in)
+		snprintf(target, sizeof(target), "%s", hex_in);
+	/* Find what is removed, and drop the tag lines that go with it. */
+	for (i = n = 0; i < t->nlines; i++) {
+		int drop = 0;
+
+		if (line_fields(t->lines[i], kind, sizeof(kind), r, sizeof(r), tg, sizeof(tg), hex) ==
+		    0 && !strcmp(r, repo)) {
+			if (!strcmp(kind, "tag") && tag && !strcmp(tg, tag)) {
+				snprintf(target, sizeof(target), "%s", hex);
+				drop = found = 1;
+			} else if (!strcmp(kind, "tag") && hex_in && !strcmp(hex, hex_in)) {
+				drop = 1;
+			} else if (!strcmp(kind, "manifest") && hex_in && !strcmp(hex, hex_in)) {
+				found = 1;
+			}
+		}
+		if (drop)
+			free(t->lines[i]);
+		else
+			t->lines[n++] = t->lines[i];
+	}
+	t->nlines = n;
+	if (!found) {
+		if (tag)
+			rp_errf(err, "%s:%s: no such tag", repo, tag);
+		else
+			rp_errf(err, "%s@sha256:%s: no such manifest", repo, hex_in);
+		goto out;
+	}
+	reach(t, target, gone);
+	/* What stays reachable: the remaining tags, and manifests the removed one did not reach
+	 * (images kept by digest). */
+	for (i = 0; i < t->nlines; i++) {
+		if (line_fields(t->lines[i], kind, sizeof(kind), r, sizeof(r), tg, sizeof(tg), hex) <
+		    0 || strcmp(r, repo))
+			continue;
+		if (!strcmp(kind, "tag") || (!strcmp(kind, "manifest") && !json_object_get(gone, hex)))
+			reach(t, hex, keep);
+	}
+	if (hex_in && json_object_get(keep, hex_in)) {
+		rp_errf(err, "%s@sha256:%s is part of an index or image still tagged; remove that "
+			"first", repo, hex_in);
+		goto out;
+	}
+	for (i = n = 0; i < t->nlines; i++) {
+		if (line_fields(t->lines[i], kind, sizeof(kind), r, sizeof(r), tg, sizeof(tg), hex) ==
+		    0 && !strcmp(r, repo) && strcmp(kind, "tag") && json_object_get(gone, hex) &&
+		    !json_object_get(keep, hex)) {
+			free(t->lines[i]);
+			continue;
+		}
+		t->lines[n++] = t->lines[i];
+	}
+	t->nlines = n;
+	rc = 0;
+out:
+	json_decref(gone);
+	json_decref(keep);
+	return rc;
+}
+
+static int gc_file(void *ctx, const char *rel, const void *buf, size_t len, struct rp_err *err)
+{
+	(void)ctx, (void)rel, (void)buf, (void)len, (void)err;
+	return 0;
+}
+
+struct gc_ctx {
+	struct layout_tree *t;
+	json_t *used;
+};
+
+/* OCI twins are derived, not recorded: deriving them marks them in use. */
+static int gc_twin(void *ctx, const void *buf, size_t len, char hex[RP_HEX_LEN + 1],
+		   struct rp_err *err)
+{
+	(void)err;
+	rp_sha256_buf(buf, len, hex);
+	json_object_set_new(((struct gc_ctx *)ctx)->used, hex, json_true());
+	return 0;
+}
+
+static int gc_read(void *ctx, const char *hex, char **buf, size_t *len, struct rp_err *err)
+{
+	struct commit_sink cs = { ((struct gc_ctx *)ctx)->t, NULL, 0 };
+
+	return read_blob(&cs, hex, buf, len, err);
+}
+
+int layout_gc(struct layout_tree *t, uint64_t *files, uint64_t *bytes, struct rp_err *err)
+{
+	struct gc_ctx g = { t, json_object() };
+	struct view_sink sink = { gc_file, gc_twin, gc_read, &g };
+	struct snapshot snap = { NULL, 0, "" };
+	char *text = NULL, *dir = NULL;
+	struct dirent *e;
+	DIR *d = NULL;
+	size_t i;
+	int rc = -1;
+
+	*files = *bytes = 0;
+	sort_unique(t);
+	text = snapshot_text(t);
+	dir = rp_join(t->path, "blobs/sha256");
+	if (!g.used || !text || !dir) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	if (snapshot_parse(text, strlen(text), "snapshot", &snap, err) < 0)
+		goto out;
+	for (i = 0; i < snap.n; i++)
+		if (snap.v[i].kind == SNAP_BLOB || snap.v[i].kind == SNAP_MANIFEST)
+			json_object_set_new(g.used, snap.v[i].hex, json_true());
+	if (snap.n && view_emit(text, &snap, &sink, err) < 0)
+		goto out;
+	d = opendir(dir);
+	if (!d) {
+		rc = errno == ENOENT ? 0 : rp_errno(err, "cannot read '%s'", dir);
+		goto out;
+	}
+	while ((e = readdir(d))) {
+		struct stat st;
+		char *p;
+
+		if (e->d_name[0] == '.' || json_object_get(g.used, e->d_name))
+			continue;
+		p = rp_join(dir, e->d_name);
+		if (p && lstat(p, &st) == 0 && unlink(p) == 0) {
+			(*files)++;
+			*bytes += (uint64_t)st.st_size;
+		} else if (p) {
+			rp_errno(err, "cannot remove '%s'", p);
+			free(p);
+			goto out;
+		}
+		free(p);
+	}
+	rc = rp_set_mtime(dir, err);
+out:
+	if (d)
+		closedir(d);
+	snapshot_free(&snap);
+	json_decref(g.used);
+	free(text);
 	free(dir);
 	return rc;
 }

@@ -54,6 +54,13 @@ int layout_commit(struct layout_tree *t, struct rp_err *err);
 /* sha256 of the snapshot the last commit wrote (or the tree had at open), "" if none. */
 const char *layout_snapshot_id(const struct layout_tree *t);
 
+/* Remove repo:tag (tag set) or the manifest repo@sha256:hex (hex set) with its tags, and forget
+ * what only it kept in the repository; commit to publish. */
+int layout_untag(struct layout_tree *t, const char *repo, const char *tag, const char *hex,
+		 struct rp_err *err);
+/* Delete blob files that the tree's current state does not use (no commit needed). */
+int layout_gc(struct layout_tree *t, uint64_t *files, uint64_t *bytes, struct rp_err *err);
+
 /* Store a detached signature of the current snapshot as registry/snapshot.sig. */
 int layout_put_signature(struct layout_tree *t, const char *sig, size_t len, struct rp_err *err);
 
