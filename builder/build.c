@@ -391,15 +391,19 @@ static int emit_image(struct input *in, const struct src_image *img, struct rp_e
 
 	if (synthesize(in, img, hex, &size, &mt, &blobs, &platform, err) < 0)
 		goto out;
-	if (!b->opts.tag && img->nrefs == 0) {
-		rp_errf(err, "'%s': %s has no name (RepoTags is empty); name it with --tag NAME:TAG",
-			in->idx->display, img->what);
+	if (!b->opts.tag && img->nrefs == 0 && !b->opts.untagged_repo) {
+		rp_errf(err, "'%s': %s has no name (RepoTags is empty); name it with --tag NAME:TAG, "
+			"or keep it by digest with --untagged-repo REPO", in->idx->display, img->what);
 		goto out;
 	}
-	for (i = 0; i < (b->opts.tag ? 1 : img->nrefs); i++) {
+	for (i = 0; i < (b->opts.tag || img->nrefs == 0 ? 1 : img->nrefs); i++) {
 		struct rp_ref ref;
+		char byd[RP_REPO_MAX + RP_HEX_LEN + 16];
 
-		if (name_content(b, in->idx, img->what, b->opts.tag ? b->opts.tag : img->refs[i], hex,
+		if (b->opts.untagged_repo)
+			snprintf(byd, sizeof(byd), "%s@sha256:%s", b->opts.untagged_repo, hex);
+		if (name_content(b, in->idx, img->what, b->opts.tag ? b->opts.tag
+				 : img->nrefs ? img->refs[i] : byd, hex,
 				 size, mt, platform, &ref, err) < 0 ||
 		    layout_add_manifest(b->tree, ref.repo, hex, size, mt, err) < 0 ||
 		    record_blobs(b, ref.repo, blobs, err) < 0)
@@ -497,6 +501,7 @@ static int walk_image(struct input *in, size_t n, struct rp_err *err)
 	in->nodes[n].rebuild = uncompressed > 0 && uncompressed == json_array_size(layers);
 	if (in->nodes[n].rebuild) {
 		struct src_image *img = &in->nodes[n].img;
+		json_t *config, *ids, *id;
 
 		if (asprintf(&img->what, "image sha256:%.12s", hex) < 0 ||
 		    !(img->layers = calloc(json_array_size(layers) + 1, sizeof(*img->layers)))) {
@@ -511,17 +516,39 @@ static int walk_image(struct input *in, size_t n, struct rp_err *err)
 		}
 		if (ar_load(in->idx, &img->config, 1, err) < 0)
 			goto out;
-		json_array_foreach(layers, i, l) {
+		/* An uncompressed layer's digest is its diff_id, so take the layers in the order
+		 * rootfs.diff_ids gives: Docker 25.0.x wrote them out of order in its manifests. */
+		config = json_loadb((const char *)img->config->data, img->config->data_len, 0, NULL);
+		ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
+		if (json_array_size(ids) != json_array_size(layers)) {
+			rp_errf(err, "'%s': %s: config lists %zu diff_ids but the manifest %zu layers",
+				in->idx->display, img->what, json_array_size(ids),
+				json_array_size(layers));
+			json_decref(config);
+			goto out;
+		}
+		json_array_foreach(ids, i, id) {
 			struct src_desc ld;
-			int r = parse_child(in, l, hex, i, &ld, err);
+			const char *h = json_string_value(id);
+			int r;
 
-			if (r == 0)
-				r = need_blob(in, hex, &ld, ACT_COMPRESS, &img->layers[i], err);
-			free(ld.media_type);
-			if (r < 0)
+			memset(&ld, 0, sizeof(ld));
+			if (!h || !rp_digest_parse(h, &h)) {
+				rp_errf(err, "'%s': %s: diff_id %zu is not a sha256 digest",
+					in->idx->display, img->what, i + 1);
+				json_decref(config);
 				goto out;
+			}
+			memcpy(ld.hex, h, RP_HEX_LEN + 1);
+			ld.size = in->fmt->blob(in->idx, h) ? in->fmt->blob(in->idx, h)->size : 0;
+			r = need_blob(in, hex, &ld, ACT_COMPRESS, &img->layers[i], err);
+			if (r < 0) {
+				json_decref(config);
+				goto out;
+			}
 			img->nlayers++;
 		}
+		json_decref(config);
 		rc = 0;
 		goto out;
 	}
@@ -755,12 +782,23 @@ static int emit_root(struct input *in, const struct src_root *r, size_t n, size_
 	snprintf(what, sizeof(what), "manifest sha256:%.12s", r->desc.hex);
 	if (finalize(in, n, err) < 0)
 		return -1;
+	if (count == 0 && b->opts.untagged_repo) {
+		char byd[RP_REPO_MAX + RP_HEX_LEN + 16];
+		struct rp_ref ref;
+
+		snprintf(byd, sizeof(byd), "%s@sha256:%s", b->opts.untagged_repo, in->nodes[n].hex);
+		if (name_content(b, in->idx, what, byd, in->nodes[n].hex, in->nodes[n].size,
+				 in->nodes[n].mt, NULL, &ref, err) < 0)
+			return -1;
+		return record_node(in, ref.repo, n, in->nodes[n].hex, err);
+	}
 	if (b->opts.tag && nroots != 1)
 		return rp_errf(err, "'%s': --tag names the only image of an input, but it has %zu",
 			       in->idx->display, nroots);
 	if (count == 0)
 		return rp_errf(err, "'%s': %s has no name in index.json; name it with --tag "
-			       "NAME:TAG", in->idx->display, what);
+			       "NAME:TAG, or keep it by digest with --untagged-repo REPO",
+			       in->idx->display, what);
 	for (i = 0; i < count; i++) {
 		struct node *nd = &in->nodes[n];
 		struct rp_ref ref;

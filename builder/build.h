@@ -24,6 +24,7 @@ struct build_opts {
 	int strip_registry;	/* --strip-registry: drop the registry host from names */
 	int merge_platforms;	/* --merge-platforms: same name, different platforms -> index */
 	int prune_missing;	/* --prune-missing: drop index entries the input lacks */
+	const char *untagged_repo; /* --untagged-repo: keep unnamed images by digest there */
 };
 
 struct builder;

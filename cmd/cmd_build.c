@@ -29,6 +29,8 @@ static const char usage_text[] =
 	"      --format FMT          manifests: docker (Docker schema2, default) or oci;\n"
 	"                            zstd implies oci\n"
 	"      --tag NAME:TAG        name the only image of each input (for untagged saves)\n"
+	"      --untagged-repo REPO  keep images that have no name by digest in REPO\n"
+	"                            (default: such images are an error)\n"
 	"      --prefix PATH         put every repository under PATH/ (a release namespace)\n"
 	"      --strip-registry      drop the registry host from names\n"
 	"                            (registry.k8s.io/pause -> pause); collisions are errors\n"
@@ -116,6 +118,7 @@ int cmd_build(int argc, char **argv)
 		{ "format", required_argument, NULL, 'F' },
 		{ "tag", required_argument, NULL, 'T' },
 		{ "prefix", required_argument, NULL, 'P' },
+		{ "untagged-repo", required_argument, NULL, 'U' },
 		{ "strip-registry", no_argument, NULL, 'R' },
 		{ "merge-platforms", no_argument, NULL, 'M' },
 		{ "prune-missing", no_argument, NULL, 'X' },
@@ -159,6 +162,9 @@ int cmd_build(int argc, char **argv)
 			break;
 		case 'P':
 			opts.prefix = optarg;
+			break;
+		case 'U':
+			opts.untagged_repo = optarg;
 			break;
 		case 'R':
 			opts.strip_registry = 1;
