@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <signal.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
@@ -10,6 +11,19 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+void rp_crash_point(void)
+{
+	static long at = -1, count;
+
+	if (at < 0) {
+		const char *s = getenv("REGPRESS_CRASH_AT");
+
+		at = s && *s ? strtol(s, NULL, 10) : 0;
+	}
+	if (at > 0 && ++count == at)
+		raise(SIGKILL);
+}
 
 time_t rp_epoch(void)
 {
@@ -47,6 +61,7 @@ int rp_mkdirs(const char *path, struct rp_err *err)
 	if (len >= sizeof(buf))
 		return rp_errf(err, "'%s': path too long", path);
 	memcpy(buf, path, len + 1);
+	rp_crash_point();
 	for (i = 1; i <= len; i++) {
 		if (buf[i] != '/' && buf[i] != '\0')
 			continue;
@@ -88,8 +103,10 @@ static int write_fd(int fd, const char *path, const void *buf, size_t len, struc
 
 int rp_write_new(const char *path, const void *buf, size_t len, struct rp_err *err)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, RP_FILE_MODE);
-	int rc;
+	int fd, rc;
+
+	rp_crash_point();
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, RP_FILE_MODE);
 
 	if (fd < 0)
 		return rp_errno(err, "cannot create '%s'", path);
@@ -116,6 +133,7 @@ int rp_write_atomic(const char *path, const void *buf, size_t len, struct rp_err
 		rp_errno(err, "cannot sync '%s'", tmp);
 		goto out;
 	}
+	rp_crash_point();
 	if (rename(tmp, path) < 0) {
 		rp_errno(err, "cannot rename '%s' to '%s'", tmp, path);
 		goto out;

@@ -26,6 +26,10 @@ int rp_set_mtime(const char *path, struct rp_err *err);
 int rp_rmtree(const char *path, struct rp_err *err);
 /* Set mtime rp_epoch() on every directory below and including path (after all writes). */
 int rp_fix_dir_mtimes(const char *path, struct rp_err *err);
+/* Test hook for crash-safety tests: with REGPRESS_CRASH_AT=N in the environment, the Nth call
+ * (counting every file write, rename and directory change a writer makes) kills the process with
+ * SIGKILL, as a power cut or OOM kill would. Without the variable it costs one getenv, once. */
+void rp_crash_point(void);
 /* Join into a malloc'd string "a/b". */
 char *rp_join(const char *a, const char *b);
 

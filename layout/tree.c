@@ -370,6 +370,7 @@ int layout_blob_finish(struct layout_blob *b, char hex[RP_HEX_LEN + 1], uint64_t
 		goto out;
 	}
 	dst = rp_join(b->tree->staged_blobs, hex);
+	rp_crash_point();
 	if (!dst || rename(b->tmp, dst) < 0) {
 		rp_errno(err, "cannot stage blob '%s'", b->tmp);
 		goto out;
@@ -584,6 +585,7 @@ static int publish_blobs(struct layout_tree *t, struct rp_err *err)
 			continue;
 		src = rp_join(t->staged_blobs, e->d_name);
 		dst = rp_join(dst_dir, e->d_name);
+		rp_crash_point();
 		r = src && dst ? rename(src, dst) : -1;
 		if (r < 0)
 			rp_errno(err, "cannot move blob into '%s'", dst_dir);
@@ -644,6 +646,7 @@ int layout_commit(struct layout_tree *t, struct rp_err *err)
 	}
 	if (publish_blobs(t, err) < 0)
 		goto out;
+	rp_crash_point();
 	if (lstat(live, &st) == 0) {
 		if (renameat2(AT_FDCWD, view, AT_FDCWD, live, RENAME_EXCHANGE) < 0) {
 			rp_errno(err, "cannot publish '%s'", live);
@@ -664,6 +667,7 @@ int layout_commit(struct layout_tree *t, struct rp_err *err)
 		      rp_write_atomic(path, OCI_LAYOUT, strlen(OCI_LAYOUT), err) < 0))
 		goto out;
 	/* The old view now sits in staging; drop it with the rest of the staging area. */
+	rp_crash_point();
 	if (rp_rmtree(t->staging, err) < 0)
 		goto out;
 	free(path);
@@ -921,4 +925,27 @@ out:
 	free(text);
 	free(dir);
 	return rc;
+}
+
+int layout_set_state(struct layout_tree *t, const char *text, struct rp_err *err)
+{
+	struct snapshot snap;
+	const char *p, *nl;
+	size_t i;
+
+	if (snapshot_parse(text, strlen(text), "snapshot", &snap, err) < 0)
+		return -1;
+	snapshot_free(&snap);
+	for (i = 0; i < t->nlines; i++)
+		free(t->lines[i]);
+	t->nlines = 0;
+	for (p = strchr(text, '\n') + 1; *p; p = nl + 1) {
+		char *line;
+
+		nl = strchr(p, '\n');
+		line = strndup(p, (size_t)(nl - p));
+		if (!line || add_line(t, line, err) < 0)
+			return rp_errf(err, "out of memory");
+	}
+	return 0;
 }

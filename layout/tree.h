@@ -61,6 +61,10 @@ int layout_untag(struct layout_tree *t, const char *repo, const char *tag, const
 /* Delete blob files that the tree's current state does not use (no commit needed). */
 int layout_gc(struct layout_tree *t, uint64_t *files, uint64_t *bytes, struct rp_err *err);
 
+/* Replace the whole state with a snapshot's (import): the blobs it names must be in the tree or
+ * staged by commit time. */
+int layout_set_state(struct layout_tree *t, const char *snapshot_text, struct rp_err *err);
+
 /* Store a detached signature of the current snapshot as registry/snapshot.sig. */
 int layout_put_signature(struct layout_tree *t, const char *sig, size_t len, struct rp_err *err);
 
