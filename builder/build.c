@@ -1,6 +1,7 @@
 #include "build.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,7 +28,9 @@ struct builder {
 };
 
 /* What happens to one entry of the input in the streaming pass. */
-enum entry_action { ACT_NONE, ACT_COMPRESS, ACT_COPY };
+/* ACT_VERIFY: the tree already holds what compressing this layer gives (build cache): only hash
+ * the input to check its diff_id. */
+enum entry_action { ACT_NONE, ACT_COMPRESS, ACT_COPY, ACT_VERIFY };
 
 struct entry_result {
 	enum entry_action action;
@@ -244,6 +247,17 @@ static int on_data(void *vctx, const struct ar_entry *e, const void *buf, size_t
 	struct entry_result *r = &in->res[e - in->idx->entries];
 	enum rp_compression comp = r->action == ACT_COPY ? RP_COMP_NONE : in->b->opts.compression;
 
+	if (r->action == ACT_VERIFY) {
+		if (!in->raw.ctx && rp_sha256_init(&in->raw) < 0)
+			return rp_errf(err, "out of memory");
+		if (buf) {
+			rp_sha256_update(&in->raw, buf, len);
+		} else {
+			rp_sha256_final(&in->raw, r->raw);
+			r->done = 1;
+		}
+		return 0;
+	}
 	if (!in->blob) { /* first bytes of this entry */
 		if (rp_sha256_init(&in->raw) < 0)
 			return rp_errf(err, "out of memory");
@@ -266,7 +280,53 @@ static int on_data(void *vctx, const struct ar_entry *e, const void *buf, size_t
 	}
 	in->blob = NULL;
 	r->done = 1;
+	if (r->action == ACT_COMPRESS && comp != RP_COMP_NONE) {
+		char ns[128], val[RP_HEX_LEN + 40];
+
+		compression_id(comp, ns, sizeof(ns));
+		snprintf(val, sizeof(val), "sha256:%s %" PRIu64, r->blob, r->size);
+		return layout_cache_put(in->b->tree, ns, r->raw, val, err);
+	}
 	return 0;
+}
+
+/* Before streaming: layers whose compressed form the tree already has need only be hashed.
+ * The expected diff_id comes from the config; the streaming pass still checks it. */
+static void plan_reuse(struct input *in, const struct src_image *img)
+{
+	enum rp_compression comp = in->b->opts.compression;
+	json_t *config, *ids;
+	char ns[128];
+	size_t i;
+
+	compression_id(comp, ns, sizeof(ns));
+	config = json_loadb((const char *)img->config->data, img->config->data_len, 0, NULL);
+	ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids");
+	for (i = 0; i < img->nlayers && i < json_array_size(ids); i++) {
+		struct entry_result *r = &in->res[img->layers[i] - in->idx->entries];
+		const char *id = json_string_value(json_array_get(ids, i)), *hex;
+		char val[RP_HEX_LEN + 40], blob[RP_HEX_LEN + 8];
+		unsigned long long size;
+
+		if (r->action != ACT_COMPRESS || !id || !rp_digest_parse(id, &hex))
+			continue;
+		if (comp == RP_COMP_NONE) { /* uncompressed: the blob is the layer itself */
+			if (layout_has_blob(in->b->tree, hex)) {
+				r->action = ACT_VERIFY;
+				memcpy(r->blob, hex, RP_HEX_LEN + 1);
+				r->size = (uint64_t)img->layers[i]->size;
+			}
+			continue;
+		}
+		if (layout_cache_get(in->b->tree, ns, hex, val, sizeof(val)) == 0 &&
+		    sscanf(val, "%71s %llu", blob, &size) == 2 && rp_digest_parse(blob, &hex) &&
+		    layout_has_blob(in->b->tree, hex)) {
+			r->action = ACT_VERIFY;
+			memcpy(r->blob, hex, RP_HEX_LEN + 1);
+			r->size = size;
+		}
+	}
+	json_decref(config);
 }
 
 /* ---- rebuilt images ---- */
@@ -868,6 +928,11 @@ int builder_add(struct builder *b, const char *path, const char *display, struct
 	for (i = 0; i < in.imgs.nroots; i++)
 		if (walk(&in, &in.imgs.roots[i].desc, 1, &root_node[i], err) < 0)
 			goto out;
+	for (i = 0; i < in.imgs.n; i++)
+		plan_reuse(&in, &in.imgs.v[i]);
+	for (i = 0; i < in.nnodes; i++)
+		if (in.nodes[i].rebuild)
+			plan_reuse(&in, &in.nodes[i].img);
 	if (ar_stream(in.idx, want_entry, on_data, &in, err) < 0)
 		goto out;
 	for (i = 0; i < in.imgs.n; i++)

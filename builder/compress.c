@@ -1,23 +1,39 @@
 #include "compress.h"
 
 #include <libdeflate.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
+
+/* gzip: chunks are numbered as they fill; workers compress them in any order; the writer emits
+ * them strictly in number order. A chunk's bytes depend only on its input, so the stream is the
+ * same for any number of workers (and for none). */
+struct gz_chunk {
+	unsigned char *in, *out;
+	size_t in_len, out_len;
+	int done;
+};
 
 struct compressor {
 	enum rp_compression kind;
 	compress_sink sink;
 	void *ctx;
+	int wrote; /* gzip: a member has been emitted */
 	/* gzip */
-	struct libdeflate_compressor *deflate;
-	unsigned char *in;
-	size_t in_used;
-	int wrote; /* a gzip member has been emitted */
-	unsigned char *out;
-	size_t out_cap;
+	struct libdeflate_compressor *deflate; /* the writer's own, when there are no workers */
+	struct gz_chunk *chunks;
+	size_t nchunks, out_cap;
+	unsigned long fill, take, emit; /* chunk numbers: being filled, next for a worker, next out */
+	pthread_t *workers;
+	int nworkers, started, stop;
+	pthread_mutex_t mu;
+	pthread_cond_t work, done;
 	/* zstd */
 	ZSTD_CCtx *zstd;
+	unsigned char *zout;
+	size_t zout_cap;
 };
 
 int compression_parse(const char *s)
@@ -36,10 +52,53 @@ const char *compression_name(enum rp_compression c)
 	return c == RP_COMP_GZIP ? "gzip" : c == RP_COMP_ZSTD ? "zstd" : "none";
 }
 
+void compression_id(enum rp_compression c, char *buf, size_t bufsz)
+{
+	if (c == RP_COMP_GZIP)
+		snprintf(buf, bufsz, "gzip-libdeflate-%s-l%d-c%u", LIBDEFLATE_VERSION_STRING,
+			 RP_GZIP_LEVEL, RP_GZIP_CHUNK);
+	else if (c == RP_COMP_ZSTD)
+		snprintf(buf, bufsz, "zstd-%s-l%d-mt", ZSTD_versionString(), RP_ZSTD_LEVEL);
+	else
+		snprintf(buf, bufsz, "none");
+}
+
+static size_t gz_compress(struct libdeflate_compressor *d, struct gz_chunk *c, size_t cap)
+{
+	return libdeflate_gzip_compress(d, c->in, c->in_len, c->out, cap);
+}
+
+static void *gz_worker(void *arg)
+{
+	struct compressor *c = arg;
+	struct libdeflate_compressor *d = libdeflate_alloc_compressor(RP_GZIP_LEVEL);
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		struct gz_chunk *ch;
+
+		while (!c->stop && c->take == c->fill)
+			pthread_cond_wait(&c->work, &c->mu);
+		if (c->stop && c->take == c->fill)
+			break;
+		ch = &c->chunks[c->take++ % c->nchunks];
+		pthread_mutex_unlock(&c->mu);
+		ch->out_len = d ? gz_compress(d, ch, c->out_cap) : 0;
+		pthread_mutex_lock(&c->mu);
+		ch->done = 1;
+		pthread_cond_broadcast(&c->done);
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (d)
+		libdeflate_free_compressor(d);
+	return NULL;
+}
+
 int compressor_new(enum rp_compression kind, int threads, compress_sink sink, void *ctx,
 		   struct compressor **out, struct rp_err *err)
 {
 	struct compressor *c = calloc(1, sizeof(*c));
+	size_t i;
 
 	*out = NULL;
 	if (!c)
@@ -49,18 +108,41 @@ int compressor_new(enum rp_compression kind, int threads, compress_sink sink, vo
 	c->ctx = ctx;
 	if (kind == RP_COMP_GZIP) {
 		c->deflate = libdeflate_alloc_compressor(RP_GZIP_LEVEL);
-		c->in = malloc(RP_GZIP_CHUNK);
-		c->out_cap = libdeflate_gzip_compress_bound(c->deflate, RP_GZIP_CHUNK);
-		c->out = malloc(c->out_cap);
-		if (!c->deflate || !c->in || !c->out)
+		if (!c->deflate)
 			goto oom;
+		c->out_cap = libdeflate_gzip_compress_bound(c->deflate, RP_GZIP_CHUNK);
+		c->nworkers = threads > 1 ? threads : 0;
+		/* Two chunks per worker keep every worker busy while the writer emits. */
+		c->nchunks = c->nworkers ? 2 * (size_t)c->nworkers : 1;
+		c->chunks = calloc(c->nchunks, sizeof(*c->chunks));
+		if (!c->chunks)
+			goto oom;
+		for (i = 0; i < c->nchunks; i++) {
+			c->chunks[i].in = malloc(RP_GZIP_CHUNK);
+			c->chunks[i].out = malloc(c->out_cap);
+			if (!c->chunks[i].in || !c->chunks[i].out)
+				goto oom;
+		}
+		if (c->nworkers) {
+			pthread_mutex_init(&c->mu, NULL);
+			pthread_cond_init(&c->work, NULL);
+			pthread_cond_init(&c->done, NULL);
+			c->workers = calloc((size_t)c->nworkers, sizeof(*c->workers));
+			if (!c->workers)
+				goto oom;
+			for (; c->started < c->nworkers; c->started++)
+				if (pthread_create(&c->workers[c->started], NULL, gz_worker, c)) {
+					compressor_free(c);
+					return rp_errf(err, "cannot start compression threads");
+				}
+		}
 	} else if (kind == RP_COMP_ZSTD) {
 		size_t r;
 
 		c->zstd = ZSTD_createCCtx();
-		c->out_cap = ZSTD_CStreamOutSize();
-		c->out = malloc(c->out_cap);
-		if (!c->zstd || !c->out)
+		c->zout_cap = ZSTD_CStreamOutSize();
+		c->zout = malloc(c->zout_cap);
+		if (!c->zstd || !c->zout)
 			goto oom;
 		r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_compressionLevel, RP_ZSTD_LEVEL);
 		if (!ZSTD_isError(r))
@@ -80,18 +162,50 @@ oom:
 	return rp_errf(err, "out of memory");
 }
 
-static int gzip_chunk(struct compressor *c, struct rp_err *err)
+/* Emit finished chunks in order; with wait, block until the oldest one is finished. */
+static int gz_emit(struct compressor *c, int wait, struct rp_err *err)
 {
-	size_t n;
+	while (c->emit < c->fill) {
+		struct gz_chunk *ch = &c->chunks[c->emit % c->nchunks];
 
-	if (c->in_used == 0)
-		return 0;
-	n = libdeflate_gzip_compress(c->deflate, c->in, c->in_used, c->out, c->out_cap);
-	if (n == 0)
-		return rp_errf(err, "gzip: compression failed");
-	c->in_used = 0;
-	c->wrote = 1;
-	return c->sink(c->ctx, c->out, n, err);
+		if (c->nworkers) {
+			pthread_mutex_lock(&c->mu);
+			while (wait && !ch->done)
+				pthread_cond_wait(&c->done, &c->mu);
+			pthread_mutex_unlock(&c->mu);
+			if (!ch->done)
+				return 0;
+		}
+		if (ch->out_len == 0)
+			return rp_errf(err, "gzip: compression failed");
+		if (c->sink(c->ctx, ch->out, ch->out_len, err) < 0)
+			return -1;
+		ch->done = 0;
+		ch->in_len = 0;
+		c->emit++;
+		c->wrote = 1;
+		wait = wait && c->emit < c->fill && c->fill - c->emit >= c->nchunks;
+	}
+	return 0;
+}
+
+/* The chunk being filled is complete: hand it to a worker (or compress it here). */
+static int gz_submit(struct compressor *c, struct rp_err *err)
+{
+	struct gz_chunk *ch = &c->chunks[c->fill % c->nchunks];
+
+	if (!c->nworkers) {
+		ch->out_len = gz_compress(c->deflate, ch, c->out_cap);
+		c->fill++;
+		return gz_emit(c, 0, err);
+	}
+	pthread_mutex_lock(&c->mu);
+	ch->done = 0;
+	c->fill++;
+	pthread_cond_signal(&c->work);
+	pthread_mutex_unlock(&c->mu);
+	/* All slots in flight: wait for the oldest before the writer may fill another. */
+	return gz_emit(c, c->fill - c->emit >= c->nchunks, err);
 }
 
 static int zstd_run(struct compressor *c, const void *buf, size_t len, ZSTD_EndDirective mode,
@@ -100,12 +214,12 @@ static int zstd_run(struct compressor *c, const void *buf, size_t len, ZSTD_EndD
 	ZSTD_inBuffer in = { buf, len, 0 };
 
 	for (;;) {
-		ZSTD_outBuffer o = { c->out, c->out_cap, 0 };
+		ZSTD_outBuffer o = { c->zout, c->zout_cap, 0 };
 		size_t left = ZSTD_compressStream2(c->zstd, &o, &in, mode);
 
 		if (ZSTD_isError(left))
 			return rp_errf(err, "zstd: %s", ZSTD_getErrorName(left));
-		if (o.pos && c->sink(c->ctx, c->out, o.pos, err) < 0)
+		if (o.pos && c->sink(c->ctx, c->zout, o.pos, err) < 0)
 			return -1;
 		if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
 			return 0;
@@ -123,15 +237,16 @@ int compressor_write(struct compressor *c, const void *buf, size_t len, struct r
 		return zstd_run(c, buf, len, ZSTD_e_continue, err);
 	case RP_COMP_GZIP:
 		while (len) {
-			size_t n = RP_GZIP_CHUNK - c->in_used;
+			struct gz_chunk *ch = &c->chunks[c->fill % c->nchunks];
+			size_t n = RP_GZIP_CHUNK - ch->in_len;
 
 			if (n > len)
 				n = len;
-			memcpy(c->in + c->in_used, p, n);
-			c->in_used += n;
+			memcpy(ch->in + ch->in_len, p, n);
+			ch->in_len += n;
 			p += n;
 			len -= n;
-			if (c->in_used == RP_GZIP_CHUNK && gzip_chunk(c, err) < 0)
+			if (ch->in_len == RP_GZIP_CHUNK && gz_submit(c, err) < 0)
 				return -1;
 		}
 		return 0;
@@ -149,27 +264,44 @@ int compressor_finish(struct compressor *c, struct rp_err *err)
 	case RP_COMP_ZSTD:
 		return zstd_run(c, empty, 0, ZSTD_e_end, err);
 	case RP_COMP_GZIP:
-		if (c->in_used == 0 && !c->wrote) {
-			/* An empty input still needs one (empty) member to be valid gzip. */
-			size_t n = libdeflate_gzip_compress(c->deflate, empty, 0, c->out, c->out_cap);
-
-			if (n == 0)
-				return rp_errf(err, "gzip: compression failed");
-			return c->sink(c->ctx, c->out, n, err);
-		}
-		return gzip_chunk(c, err);
+		/* The partial last chunk; an empty input still needs one (empty) member. */
+		if (c->chunks[c->fill % c->nchunks].in_len > 0 || (!c->wrote && c->fill == c->emit))
+			if (gz_submit(c, err) < 0)
+				return -1;
+		return gz_emit(c, 1, err);
 	}
 	return 0;
 }
 
 void compressor_free(struct compressor *c)
 {
+	size_t i;
+	int t;
+
 	if (!c)
 		return;
+	if (c->started) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = 1;
+		pthread_cond_broadcast(&c->work);
+		pthread_mutex_unlock(&c->mu);
+		for (t = 0; t < c->started; t++)
+			pthread_join(c->workers[t], NULL);
+	}
+	if (c->nworkers) {
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->work);
+		pthread_cond_destroy(&c->done);
+	}
+	free(c->workers);
+	for (i = 0; c->chunks && i < c->nchunks; i++) {
+		free(c->chunks[i].in);
+		free(c->chunks[i].out);
+	}
+	free(c->chunks);
 	if (c->deflate)
 		libdeflate_free_compressor(c->deflate);
 	ZSTD_freeCCtx(c->zstd);
-	free(c->in);
-	free(c->out);
+	free(c->zout);
 	free(c);
 }

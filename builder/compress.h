@@ -26,6 +26,9 @@ struct compressor;
 /* Parse "gzip", "zstd", "none"; -1 if unknown. */
 int compression_parse(const char *s);
 const char *compression_name(enum rp_compression c);
+/* Everything that decides the output bytes (method, implementation and version, level, chunk),
+ * as a file name: a cached compression result is reused only under the same id. */
+void compression_id(enum rp_compression c, char *buf, size_t bufsz);
 
 int compressor_new(enum rp_compression c, int threads, compress_sink sink, void *ctx,
 		   struct compressor **out, struct rp_err *err);

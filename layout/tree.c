@@ -1,5 +1,6 @@
 #include "tree.h"
 
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,6 +35,7 @@ struct layout_tree {
 	size_t nlines, cap;
 	unsigned long next_tmp;
 	char snapshot_id[RP_HEX_LEN + 1];
+	json_t *cache_new; /* "ns/key" -> "value", written at commit */
 };
 
 struct layout_blob {
@@ -233,6 +235,7 @@ void layout_close(struct layout_tree *t)
 	free(t->staging);
 	free(t->staged_blobs);
 	free(t->scratch);
+	json_decref(t->cache_new);
 	free(t);
 }
 
@@ -563,6 +566,8 @@ static int check_blobs(const struct layout_tree *t, const struct snapshot *s, st
 	return 0;
 }
 
+static int cache_flush(struct layout_tree *t, struct rp_err *err);
+
 /* Move staged blobs into blobs/sha256/. Adding blobs never changes what is served. */
 static int publish_blobs(struct layout_tree *t, struct rp_err *err)
 {
@@ -644,7 +649,7 @@ int layout_commit(struct layout_tree *t, struct rp_err *err)
 		rp_errno(err, "cannot sync '%s'", t->path);
 		goto out;
 	}
-	if (publish_blobs(t, err) < 0)
+	if (publish_blobs(t, err) < 0 || cache_flush(t, err) < 0)
 		goto out;
 	rp_crash_point();
 	if (lstat(live, &st) == 0) {
@@ -868,6 +873,55 @@ static int gc_read(void *ctx, const char *hex, char **buf, size_t *len, struct r
 	return read_blob(&cs, hex, buf, len, err);
 }
 
+/* Drop build-cache entries whose blob is gone, so a later build does not trust them. */
+static int gc_cache(struct layout_tree *t, struct rp_err *err)
+{
+	char *top = rp_join(t->path, "cache");
+	DIR *d = top ? opendir(top) : NULL;
+	struct dirent *ns;
+	int rc = 0;
+
+	if (!d) {
+		free(top);
+		return 0;
+	}
+	while (rc == 0 && (ns = readdir(d))) {
+		char *sub;
+		DIR *sd;
+		struct dirent *e;
+
+		if (ns->d_name[0] == '.' || !(sub = rp_join(top, ns->d_name)))
+			continue;
+		sd = opendir(sub);
+		while (sd && (e = readdir(sd))) {
+			char val[RP_HEX_LEN + 40], hex[RP_HEX_LEN + 8];
+			const char *h;
+
+			if (e->d_name[0] == '.')
+				continue;
+			if (layout_cache_get(t, ns->d_name, e->d_name, val, sizeof(val)) == 0 &&
+			    sscanf(val, "%71s", hex) == 1 && rp_digest_parse(hex, &h) &&
+			    layout_has_blob(t, h))
+				continue;
+			{
+				char *p = rp_join(sub, e->d_name);
+
+				if (p && unlink(p) < 0)
+					rc = rp_errno(err, "cannot remove '%s'", p);
+				free(p);
+			}
+		}
+		if (sd)
+			closedir(sd);
+		if (rc == 0)
+			rc = rp_set_mtime(sub, err);
+		free(sub);
+	}
+	closedir(d);
+	free(top);
+	return rc;
+}
+
 int layout_gc(struct layout_tree *t, uint64_t *files, uint64_t *bytes, struct rp_err *err)
 {
 	struct gc_ctx g = { t, json_object() };
@@ -916,7 +970,9 @@ int layout_gc(struct layout_tree *t, uint64_t *files, uint64_t *bytes, struct rp
 		}
 		free(p);
 	}
-	rc = rp_set_mtime(dir, err);
+	if (rp_set_mtime(dir, err) < 0 || gc_cache(t, err) < 0)
+		goto out;
+	rc = 0;
 out:
 	if (d)
 		closedir(d);
@@ -946,6 +1002,91 @@ int layout_set_state(struct layout_tree *t, const char *text, struct rp_err *err
 		line = strndup(p, (size_t)(nl - p));
 		if (!line || add_line(t, line, err) < 0)
 			return rp_errf(err, "out of memory");
+	}
+	return 0;
+}
+
+/* ---- the build cache: TREE/cache/<ns>/<key>, one line each ---- */
+
+static int cache_name_ok(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '-' || s[i] == '.' || s[i] == '_'))
+			return 0;
+	return i > 0 && i <= 100 && s[0] != '.';
+}
+
+int layout_cache_get(const struct layout_tree *t, const char *ns, const char *key, char *val,
+		     size_t valsz)
+{
+	char rel[256], *path, *buf = NULL, *nl;
+	json_t *staged;
+	size_t len;
+
+	if (!cache_name_ok(ns) || !cache_name_ok(key))
+		return -1;
+	snprintf(rel, sizeof(rel), "%s/%s", ns, key);
+	staged = json_object_get(t->cache_new, rel);
+	if (staged) {
+		snprintf(val, valsz, "%s", json_string_value(staged));
+		return 0;
+	}
+	snprintf(rel, sizeof(rel), "cache/%s/%s", ns, key);
+	path = rp_join(t->path, rel);
+	if (!path || rp_read_file(path, 4096, &buf, &len, NULL) < 0) {
+		free(path);
+		return -1;
+	}
+	free(path);
+	nl = strchr(buf, '\n');
+	if (nl)
+		*nl = '\0';
+	snprintf(val, valsz, "%s", buf);
+	free(buf);
+	return 0;
+}
+
+int layout_cache_put(struct layout_tree *t, const char *ns, const char *key, const char *val,
+		     struct rp_err *err)
+{
+	char rel[256];
+
+	if (!cache_name_ok(ns) || !cache_name_ok(key))
+		return rp_errf(err, "invalid cache key '%s/%s'", ns, key);
+	if (!t->cache_new && !(t->cache_new = json_object()))
+		return rp_errf(err, "out of memory");
+	snprintf(rel, sizeof(rel), "%s/%s", ns, key);
+	return json_object_set_new(t->cache_new, rel, json_string(val)) ? rp_errf(err, "out of memory")
+									 : 0;
+}
+
+/* Written after the blobs they name are published; a crash before leaves a cache that merely
+ * lacks entries. */
+static int cache_flush(struct layout_tree *t, struct rp_err *err)
+{
+	const char *rel;
+	json_t *v;
+
+	json_object_foreach(t->cache_new, rel, v) {
+		char path[PATH_MAX], body[256];
+
+		snprintf(path, sizeof(path), "%s/cache/%s", t->path, rel);
+		*strrchr(path, '/') = '\0';
+		if (rp_mkdirs(path, err) < 0)
+			return -1;
+		snprintf(path, sizeof(path), "%s/cache/%s", t->path, rel);
+		snprintf(body, sizeof(body), "%s\n", json_string_value(v));
+		if (rp_write_atomic(path, body, strlen(body), err) < 0)
+			return -1;
+	}
+	if (json_object_size(t->cache_new)) {
+		char *dir = rp_join(t->path, "cache");
+		int rc = dir ? rp_fix_dir_mtimes(dir, err) : rp_errf(err, "out of memory");
+
+		free(dir);
+		return rc;
 	}
 	return 0;
 }

@@ -61,6 +61,14 @@ int layout_untag(struct layout_tree *t, const char *repo, const char *tag, const
 /* Delete blob files that the tree's current state does not use (no commit needed). */
 int layout_gc(struct layout_tree *t, uint64_t *files, uint64_t *bytes, struct rp_err *err);
 
+/* The build cache (TREE/cache/NS/KEY, one short line): facts that save work on a later build, such
+ * as which blob a layer compressed to. Not part of the snapshot, not served, safe to delete.
+ * get: 0 and val set, -1 if absent; put: staged, written by layout_commit. */
+int layout_cache_get(const struct layout_tree *t, const char *ns, const char *key, char *val,
+		     size_t valsz);
+int layout_cache_put(struct layout_tree *t, const char *ns, const char *key, const char *val,
+		     struct rp_err *err);
+
 /* Replace the whole state with a snapshot's (import): the blobs it names must be in the tree or
  * staged by commit time. */
 int layout_set_state(struct layout_tree *t, const char *snapshot_text, struct rp_err *err);

@@ -155,6 +155,8 @@ static int walk_one(const char *path, const struct stat *st, int type, struct FT
 	(void)ftw;
 	while (*rel == '/')
 		rel++;
+	if (!strcmp(rel, "cache") || !strncmp(rel, "cache/", 6))
+		return 0; /* the build cache: not part of the snapshot (docs/tree-format.md) */
 	if (!strncmp(rel, STAGING, strlen(STAGING)) &&
 	    (rel[strlen(STAGING)] == '\0' || rel[strlen(STAGING)] == '/')) {
 		if (rel[strlen(STAGING)] == '\0')
