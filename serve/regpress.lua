@@ -1,0 +1,258 @@
+-- regpress.lua: the OCI Distribution pull API over a regpress tree (docs/tree-format.md).
+--
+-- Runs as lighttpd mod_magnet `magnet.attract-physical-path-to` for every request. It only maps
+-- URLs to files and sets headers: bytes are sent by lighttpd's static handler (sendfile, Range,
+-- HEAD, Content-Length, ETag), and nothing is hashed or parsed per request except the one-line
+-- manifest pointer and, when paginating, a tags/catalog JSON file.
+--
+-- Every request outside a route below ends here with a status, so lighttpd never maps a URL to a
+-- file by itself: `registry/snapshot`, `blobs/...` or anything else under the document root are
+-- reachable only through the routes.
+
+local r = lighty.r
+local attr = r.req_attr
+local hdr = r.resp_header
+
+local JSON = "application/json"
+local IMMUTABLE = "public, max-age=31536000, immutable"
+local SHORT = "public, max-age=60" -- tags move; a minute bounds staleness after a republish
+
+-- Clients only inspect `code`; message/detail are for humans. Bodies are built from fixed strings
+-- and validated names only, so no JSON escaping is needed.
+local function fail(status, code, message)
+	hdr["Content-Type"] = JSON
+	hdr["Cache-Control"] = "no-store"
+	r.resp_body.set({ '{"errors":[{"code":"', code, '","message":"', message, '","detail":null}]}' })
+	return status
+end
+
+local path = attr["uri.path"] -- already percent-decoded and dot-segment-normalised by lighttpd
+if path ~= "/v2" and path:sub(1, 4) ~= "/v2/" then
+	return fail(404, "NOT_FOUND", "not found")
+end
+
+hdr["Docker-Distribution-API-Version"] = "registry/2.0"
+
+local method = attr["request.method"]
+if method ~= "GET" and method ~= "HEAD" then
+	hdr["Allow"] = "GET, HEAD"
+	return fail(405, "UNSUPPORTED", "the registry is read-only")
+end
+
+if path == "/v2" or path == "/v2/" then
+	hdr["Content-Type"] = JSON
+	r.resp_body.set({ "{}" })
+	return 200
+end
+
+local root = attr["physical.doc-root"]
+local reg = root .. "/registry/"
+
+-- Query parameters; the script is the only user and no rewrite runs first, so uri.query is intact.
+local query = {}
+for k, v in string.gmatch(attr["uri.query"] or "", "([^&=]+)=([^&]*)") do
+	query[k] = lighty.c.urldec(v)
+end
+
+-- One repository path component, distribution grammar [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*.
+-- This also refuses "", ".", "..", and leading "_" or "." (the tree's own `_tags.json`, ...).
+local function component_ok(c)
+	if not c:find("^[a-z0-9][a-z0-9._-]*$") or not c:find("[a-z0-9]$") then
+		return false
+	end
+	for sep in c:gmatch("[._-]+") do
+		if sep ~= "." and sep ~= "_" and sep ~= "__" and sep:find("[^-]") then
+			return false
+		end
+	end
+	return true
+end
+
+-- A registry host, possibly with a port: the file name stores "host:port" as "host+port" because
+-- ':' is not portable to every file system the tree may travel on.
+local function host_dir(h)
+	local host, port = h:match("^([^:]+):(%d%d?%d?%d?%d?)$")
+	if host then
+		return component_ok(host) and (host .. "+" .. port) or nil
+	end
+	return component_ok(h) and h or nil
+end
+
+-- Repository name -> directory under registry/repos/, or nil when the name is malformed.
+local function repo_dir(name)
+	if #name > 255 then
+		return nil
+	end
+	local parts, i = {}, 0
+	for c in (name .. "/"):gmatch("([^/]*)/") do
+		i = i + 1
+		-- Only the first component of a multi-component name may be a host:port.
+		local d = (i == 1 and name:find("/", 1, true)) and host_dir(c) or (component_ok(c) and c)
+		if not d then
+			return nil
+		end
+		parts[i] = d
+	end
+	return table.concat(parts, "/")
+end
+
+local function file_exists(p)
+	local st = lighty.c.stat(p)
+	return st ~= nil and st.is_file
+end
+
+-- Hand a file to the static handler. Content-Type set here survives it (measured on 1.4.69).
+local function send(file, ctype, cache, digest)
+	attr["physical.path"] = file
+	hdr["Content-Type"] = ctype
+	hdr["Cache-Control"] = cache
+	if digest then
+		hdr["Docker-Content-Digest"] = digest
+	end
+	return 0
+end
+
+local function read_all(p)
+	local f = io.open(p, "rb")
+	if not f then
+		return nil
+	end
+	local s = f:read("a")
+	f:close()
+	return s
+end
+
+-- tags/list and _catalog with n/last: `last` is exclusive, lists are sorted in byte order in the
+-- file (tree-format.md), and their items (tags, repository names) never contain '"' or '\', so a
+-- pattern extracts them. Without n/last the precomputed file is sent as it is.
+local function paginate(file, key, head, link_base, link_extra)
+	local n, last = query["n"], query["last"]
+	if not n and not last then
+		return file_exists(file) and send(file, JSON, SHORT) or nil
+	end
+	if n and not n:find("^%d+$") then
+		return fail(400, "PAGINATION_NUMBER_INVALID", "n must be a non-negative integer")
+	end
+	n = n and tonumber(n)
+	local body = read_all(file)
+	local list = body and body:match('"' .. key .. '":%[(.-)%]')
+	if not list then
+		return nil
+	end
+	local out, more = {}, false
+	for item in list:gmatch('"([^"]*)"') do
+		if not last or item > last then
+			if n and #out >= n then
+				more = true
+				break
+			end
+			out[#out + 1] = '"' .. item .. '"'
+		end
+	end
+	if more and #out > 0 then -- n=0 asks for nothing, so there is no next page to point at
+		hdr["Link"] = "<" .. link_base .. "?last=" .. lighty.c.urlenc(out[#out]:sub(2, -2)) ..
+			"&n=" .. n .. link_extra .. '>; rel="next"'
+	end
+	hdr["Content-Type"] = JSON
+	hdr["Cache-Control"] = SHORT
+	r.resp_body.set({ head, '"', key, '":[', table.concat(out, ","), "]}" })
+	return 200
+end
+
+if path == "/v2/_catalog" then
+	return paginate(reg .. "catalog.json", "repositories", "{", "/v2/_catalog", "") or
+		fail(404, "NOT_FOUND", "no catalog")
+end
+
+-- The reference/kind never contain '/', so a greedy name leaves exactly one parse.
+local name, kind, ref = path:match("^/v2/(.+)/(manifests)/([^/]+)$")
+if not name then
+	name, kind, ref = path:match("^/v2/(.+)/(blobs)/([^/]+)$")
+end
+if not name then
+	name = path:match("^/v2/(.+)/tags/list$")
+	kind = "tags"
+end
+if not name then
+	return fail(404, "NOT_FOUND", "no such endpoint")
+end
+
+-- containerd mirrors send /v2/<path>?ns=<registry> with the registry host removed from the path.
+local repo = name
+local ns = query["ns"]
+if ns and ns ~= "" then
+	ns = ns:lower()
+	if ns == "docker.io" or ns == "index.docker.io" or ns == "registry-1.docker.io" then
+		if not name:find("/", 1, true) then
+			repo = "library/" .. name
+		end
+	else
+		repo = ns .. "/" .. name
+	end
+end
+
+local dir = repo_dir(repo)
+if not dir then
+	return fail(400, "NAME_INVALID", "invalid repository name")
+end
+dir = reg .. "repos/" .. dir .. "/"
+
+-- Misses are checked against the repository's _tags.json only then, to keep hits at one lookup.
+local function unknown(code, what)
+	if not file_exists(dir .. "_tags.json") then
+		return fail(404, "NAME_UNKNOWN", "repository name not known to registry")
+	end
+	return fail(404, code, what .. " unknown to registry")
+end
+
+if kind == "tags" then
+	local extra = (ns and ns ~= "") and ("&ns=" .. lighty.c.urlenc(ns)) or ""
+	local head = '{"name":"' .. repo .. '",'
+	return paginate(dir .. "_tags.json", "tags", head, "/v2/" .. name .. "/tags/list", extra) or
+		unknown("NAME_UNKNOWN", "repository")
+end
+
+-- A reference with ':' is a digest. Only sha256 is stored; any other well-formed digest is simply
+-- unknown, a malformed one (sha256:totallywrong) is 400 as the spec allows, never a 500.
+local hex, cache
+if ref:find(":", 1, true) then
+	local alg, enc = ref:match("^([a-z0-9]+[a-z0-9+._-]*):([A-Za-z0-9=_-]+)$")
+	if alg == "sha256" then
+		hex = (#enc == 64 and enc:find("^[0-9a-f]+$")) and enc or nil
+	elseif alg then
+		hex = false -- another algorithm: well-formed but never stored
+	end
+	if hex == nil then
+		return fail(400, "DIGEST_INVALID", "invalid digest")
+	end
+	cache = IMMUTABLE
+elseif kind == "blobs" then
+	return fail(400, "DIGEST_INVALID", "invalid digest")
+else
+	if not ref:find("^[A-Za-z0-9_][A-Za-z0-9._-]*$") or #ref > 128 then
+		return fail(404, "MANIFEST_UNKNOWN", "invalid tag")
+	end
+	cache = SHORT
+end
+
+if kind == "blobs" then
+	if not hex or not file_exists(dir .. "_blobs/" .. hex) then
+		return unknown("BLOB_UNKNOWN", "blob")
+	end
+	return send(root .. "/blobs/sha256/" .. hex, "application/octet-stream", IMMUTABLE, "sha256:" .. hex)
+end
+
+-- manifests: the pointer "sha256:<hex> <size> <media-type>" gives the digest and the exact type
+-- clients need as Content-Type, so the manifest itself is never opened here.
+if hex == false then
+	return unknown("MANIFEST_UNKNOWN", "manifest")
+end
+local pointer = read_all(dir .. "_manifests/" .. (hex and ("sha256/" .. hex) or ("tags/" .. ref)))
+local phex, mtype
+if pointer then
+	phex, mtype = pointer:match("^sha256:(%x+) %d+ ([%w!#$&^_.+/-]+)\n?$")
+end
+if not phex or #phex ~= 64 then
+	return unknown("MANIFEST_UNKNOWN", "manifest")
+end
+return send(root .. "/blobs/sha256/" .. phex, mtype, cache, "sha256:" .. phex)

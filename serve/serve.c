@@ -1,0 +1,431 @@
+#include "serve.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "fsutil.h"
+
+extern const unsigned char serve_lua_script[];
+extern const unsigned long serve_lua_script_len;
+
+/* Bodies for the errors lighttpd answers without the script (bad requests, bad ranges, too large
+ * headers...). Codes follow the distribution spec where one fits; clients mostly go by status. */
+static const struct {
+	int status;
+	const char *code;
+	const char *message;
+} error_files[] = {
+	{ 400, "UNSUPPORTED", "bad request" },
+	{ 401, "UNAUTHORIZED", "authentication required" },
+	{ 403, "DENIED", "access denied" },
+	{ 404, "NOT_FOUND", "not found" },
+	{ 405, "UNSUPPORTED", "method not allowed" },
+	{ 411, "UNSUPPORTED", "length required" },
+	{ 413, "UNSUPPORTED", "request too large" },
+	{ 414, "UNSUPPORTED", "request URI too long" },
+	{ 416, "UNSUPPORTED", "range not satisfiable" },
+	{ 431, "UNSUPPORTED", "request header fields too large" },
+	{ 500, "UNKNOWN", "internal server error" },
+	{ 501, "UNSUPPORTED", "not implemented" },
+	{ 503, "UNAVAILABLE", "service unavailable" },
+	{ 505, "UNSUPPORTED", "HTTP version not supported" },
+};
+
+int serve_parse_listen(const char *s, struct serve_listen *out, struct rp_err *err)
+{
+	const char *colon, *port;
+	unsigned char addr[16];
+	size_t hlen, i;
+	char *end;
+	unsigned long p;
+
+	memset(out, 0, sizeof(*out));
+	if (!s || !*s)
+		return rp_errf(err, "empty listen address");
+	if (s[0] == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || close[1] != ':')
+			return rp_errf(err, "listen address %s: expected [IPV6]:PORT", s);
+		hlen = (size_t)(close - s - 1);
+		if (hlen == 0 || hlen >= sizeof(out->host))
+			return rp_errf(err, "listen address %s: bad IPv6 address", s);
+		memcpy(out->host, s + 1, hlen);
+		if (inet_pton(AF_INET6, out->host, addr) != 1)
+			return rp_errf(err, "listen address %s: bad IPv6 address", s);
+		out->ipv6 = 1;
+		port = close + 2;
+	} else if ((colon = strrchr(s, ':'))) {
+		if (strchr(s, ':') != colon)
+			return rp_errf(err, "listen address %s: write IPv6 addresses as [ADDR]:PORT", s);
+		hlen = (size_t)(colon - s);
+		if (hlen >= sizeof(out->host))
+			return rp_errf(err, "listen address %s: host name too long", s);
+		memcpy(out->host, s, hlen);
+		if (hlen == 0)
+			strcpy(out->host, "0.0.0.0");
+		/* Not an IPv4 literal: a host name lighttpd resolves; keep it to name characters so it
+		 * cannot break the configuration's quoting. */
+		for (i = 0; i < hlen; i++)
+			if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-')
+				return rp_errf(err, "listen address %s: bad host", s);
+		port = colon + 1;
+	} else {
+		strcpy(out->host, "0.0.0.0");
+		port = s;
+	}
+	errno = 0;
+	p = strtoul(port, &end, 10);
+	if (!isdigit((unsigned char)*port) || *end || errno || p == 0 || p > 65535)
+		return rp_errf(err, "listen address %s: bad port '%s'", s, port);
+	out->port = (unsigned)p;
+	return 0;
+}
+
+static int is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int serve_check_tree(const char *tree, struct rp_err *err)
+{
+	char *snap = rp_join(tree, "registry/snapshot");
+	char *cat = rp_join(tree, "registry/catalog.json");
+	char *blobs = rp_join(tree, "blobs/sha256");
+	struct stat st;
+	int ret = -1;
+
+	if (!snap || !cat || !blobs) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	if (stat(tree, &st) < 0) {
+		rp_errno(err, "tree %s", tree);
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		rp_errf(err, "tree %s: not a directory", tree);
+		goto out;
+	}
+	if ((!is_file(snap) && !is_file(cat)) || !is_dir(blobs)) {
+		rp_errf(err, "%s: not a regpress tree (no registry/catalog.json or blobs/sha256; "
+			     "build one with 'regpress build')", tree);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(snap);
+	free(cat);
+	free(blobs);
+	return ret;
+}
+
+/* The first OpenSSL error as text, so a bad file gives a reason rather than "failed". */
+static const char *ssl_reason(void)
+{
+	unsigned long e = ERR_get_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	ERR_clear_error();
+	return r ? r : "no PEM data";
+}
+
+int serve_check_tls(const char *cert, const char *key, struct rp_err *err)
+{
+	FILE *cf = NULL, *kf = NULL;
+	X509 *x = NULL;
+	EVP_PKEY *pk = NULL;
+	int ret = -1;
+
+	if (!cert || !key) {
+		rp_errf(err, "a certificate and a key are required (--cert, --key)");
+		goto out;
+	}
+	cf = fopen(cert, "r");
+	if (!cf) {
+		rp_errno(err, "cannot read certificate %s", cert);
+		goto out;
+	}
+	kf = fopen(key, "r");
+	if (!kf) {
+		rp_errno(err, "cannot read key %s", key);
+		goto out;
+	}
+	ERR_clear_error();
+	x = PEM_read_X509(cf, NULL, NULL, NULL);
+	if (!x) {
+		rp_errf(err, "%s: not a PEM certificate (%s)", cert, ssl_reason());
+		goto out;
+	}
+	pk = PEM_read_PrivateKey(kf, NULL, NULL, NULL);
+	if (!pk) {
+		rp_errf(err, "%s: not an unencrypted PEM private key (%s)", key, ssl_reason());
+		goto out;
+	}
+	if (X509_check_private_key(x, pk) != 1) {
+		ERR_clear_error();
+		rp_errf(err, "key %s does not match certificate %s", key, cert);
+		goto out;
+	}
+	ret = 0;
+out:
+	EVP_PKEY_free(pk);
+	X509_free(x);
+	if (kf)
+		fclose(kf);
+	if (cf)
+		fclose(cf);
+	return ret;
+}
+
+int serve_check(const struct serve_opts *o, struct rp_err *err)
+{
+	struct serve_listen l;
+
+	if (!o->tree)
+		return rp_errf(err, "no tree given");
+	if (serve_check_tree(o->tree, err) < 0)
+		return -1;
+	if (serve_parse_listen(o->listen ? o->listen : SERVE_DEFAULT_LISTEN, &l, err) < 0)
+		return -1;
+	return serve_check_tls(o->cert, o->key, err);
+}
+
+/* lighttpd string literals have no escape we can rely on for every character, so refuse the few
+ * that would end or break one rather than quote them. */
+static int config_safe(const char *what, const char *s, struct rp_err *err)
+{
+	const char *p;
+
+	for (p = s; *p; p++)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20 || *p == 0x7f)
+			return rp_errf(err, "%s %s: contains a quote, backslash or control character",
+				       what, s);
+	return 0;
+}
+
+/* Absolute path of an existing file or directory. */
+static char *abs_existing(const char *what, const char *path, struct rp_err *err)
+{
+	char *r = realpath(path, NULL);
+
+	if (!r) {
+		rp_errno(err, "%s %s", what, path);
+		return NULL;
+	}
+	if (config_safe(what, r, err) < 0) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Absolute path of something that may not exist yet (runtime directory, log file). */
+static char *abs_any(const char *what, const char *path, struct rp_err *err)
+{
+	char cwd[PATH_MAX];
+	char *r;
+
+	if (path[0] == '/') {
+		r = strdup(path);
+	} else {
+		if (!getcwd(cwd, sizeof(cwd))) {
+			rp_errno(err, "getcwd");
+			return NULL;
+		}
+		r = rp_join(cwd, path);
+	}
+	if (!r) {
+		rp_errf(err, "out of memory");
+		return NULL;
+	}
+	if (config_safe(what, r, err) < 0) {
+		free(r);
+		return NULL;
+	}
+	return r;
+}
+
+int serve_config(const struct serve_opts *o, const char *dir, char **out, struct rp_err *err)
+{
+	char *tree = NULL, *cert = NULL, *key = NULL, *adir = NULL, *alog = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = NULL;
+	struct serve_listen l;
+	int ret = -1;
+
+	*out = NULL;
+	if (serve_parse_listen(o->listen ? o->listen : SERVE_DEFAULT_LISTEN, &l, err) < 0)
+		goto out;
+	if (!o->tree || !o->cert || !o->key) {
+		rp_errf(err, "a tree, a certificate and a key are required");
+		goto out;
+	}
+	tree = abs_existing("tree", o->tree, err);
+	if (!tree)
+		goto out;
+	cert = abs_existing("certificate", o->cert, err);
+	if (!cert)
+		goto out;
+	key = abs_existing("key", o->key, err);
+	if (!key)
+		goto out;
+	adir = abs_any("directory", dir, err);
+	if (!adir)
+		goto out;
+	if (o->access_log && strcmp(o->access_log, "-")) {
+		alog = abs_any("access log", o->access_log, err);
+		if (!alog)
+			goto out;
+	}
+
+	f = open_memstream(&buf, &len);
+	if (!f) {
+		rp_errno(err, "open_memstream");
+		goto out;
+	}
+	fprintf(f,
+		"# Generated by regpress serve: lighttpd >= 1.4.69 serving the regpress tree\n"
+		"# %s as the OCI Distribution pull API (docs/tree-format.md).\n"
+		"# Run: lighttpd -D -f %s/lighttpd.conf\n\n",
+		tree, adir);
+	fprintf(f, "server.modules = (\"mod_openssl\", \"mod_setenv\", \"mod_magnet\"%s)\n\n",
+		o->access_log ? ", \"mod_accesslog\"" : "");
+	fprintf(f, "server.document-root = \"%s\"\n", tree);
+	/* lighttpd 1.4.69 resolves a bare "::1" as a host name and fails; brackets make it an
+	 * address. */
+	fprintf(f, l.ipv6 ? "server.bind = \"[%s]\"\n" : "server.bind = \"%s\"\n", l.host);
+	fprintf(f, "server.port = %u\n", l.port);
+	fprintf(f,
+		"server.tag = \"regpress\"\n"
+		"# The tree has no symlinks (tree-format.md), so none may lead out of it.\n"
+		"server.follow-symlink = \"disable\"\n"
+		"# The pull API has no request bodies (KiB).\n"
+		"server.max-request-size = 1\n"
+		"# Stop within seconds even with clients still downloading.\n"
+		"server.feature-flags = (\"server.graceful-shutdown-timeout\" => 5)\n"
+		"# Identical ETags on every copy of a tree (inode numbers differ between copies).\n"
+		"etag.use-inode = \"disable\"\n"
+		"# The script sets Content-Type for everything it serves; .html is only the error\n"
+		"# files below, which hold JSON.\n"
+		"mimetype.assign = (\".html\" => \"application/json\", \"\" => \"application/octet-stream\")\n"
+		"server.errorfile-prefix = \"%s/errors/status-\"\n\n",
+		adir);
+	fprintf(f,
+		"ssl.engine = \"enable\"\n"
+		"ssl.pemfile = \"%s\"\n"
+		"ssl.privkey = \"%s\"\n"
+		"# TLS 1.2 with ECDHE and AEAD ciphers only, and TLS 1.3.\n"
+		"ssl.openssl.ssl-conf-cmd = (\"MinProtocol\" => \"TLSv1.2\",\n"
+		"                            \"CipherString\" => \"EECDH+AESGCM:EECDH+CHACHA20\")\n\n",
+		cert, key);
+	fprintf(f,
+		"# Every request goes through the script: it maps the API onto the tree and answers\n"
+		"# everything else itself, so no URL reaches a file of the tree directly.\n"
+		"magnet.attract-physical-path-to = (\"%s/regpress.lua\")\n\n"
+		"# Also on the errors lighttpd generates itself (the script sets it on its own answers).\n"
+		"$HTTP[\"url\"] =~ \"^/v2(/|$)\" {\n"
+		"\tsetenv.set-response-header = (\"Docker-Distribution-API-Version\" => \"registry/2.0\")\n"
+		"}\n",
+		adir);
+	if (o->access_log)
+		fprintf(f, "\naccesslog.filename = \"%s\"\n", alog ? alog : "/dev/stderr");
+	if (fclose(f) != 0) {
+		f = NULL;
+		rp_errno(err, "writing configuration");
+		goto out;
+	}
+	f = NULL;
+	*out = buf;
+	buf = NULL;
+	ret = 0;
+out:
+	if (f)
+		fclose(f);
+	free(buf);
+	free(tree);
+	free(cert);
+	free(key);
+	free(adir);
+	free(alog);
+	return ret;
+}
+
+static int write_in(const char *dir, const char *name, const void *data, size_t len,
+		    struct rp_err *err)
+{
+	char *p = rp_join(dir, name);
+	int ret;
+
+	if (!p)
+		return rp_errf(err, "out of memory");
+	ret = rp_write_atomic(p, data, len, err);
+	free(p);
+	return ret;
+}
+
+int serve_write_dir(const struct serve_opts *o, const char *dir, char **conf_path,
+		    struct rp_err *err)
+{
+	char *conf = NULL, *errdir = NULL;
+	char name[64], body[256];
+	size_t i;
+	int n, ret = -1;
+
+	if (conf_path)
+		*conf_path = NULL;
+	if (serve_config(o, dir, &conf, err) < 0)
+		goto out;
+	errdir = rp_join(dir, "errors");
+	if (!errdir) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	if (rp_mkdirs(errdir, err) < 0)
+		goto out;
+	for (i = 0; i < sizeof(error_files) / sizeof(error_files[0]); i++) {
+		snprintf(name, sizeof(name), "status-%d.html", error_files[i].status);
+		n = snprintf(body, sizeof(body),
+			     "{\"errors\":[{\"code\":\"%s\",\"message\":\"%s\",\"detail\":null}]}",
+			     error_files[i].code, error_files[i].message);
+		if (write_in(errdir, name, body, (size_t)n, err) < 0)
+			goto out;
+	}
+	if (write_in(dir, "regpress.lua", serve_lua_script, serve_lua_script_len, err) < 0)
+		goto out;
+	if (write_in(dir, "lighttpd.conf", conf, strlen(conf), err) < 0)
+		goto out;
+	if (conf_path) {
+		*conf_path = rp_join(dir, "lighttpd.conf");
+		if (!*conf_path) {
+			rp_errf(err, "out of memory");
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	free(conf);
+	free(errdir);
+	return ret;
+}

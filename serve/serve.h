@@ -1,0 +1,53 @@
+/* Serving a tree: the lighttpd configuration and runtime directory for `regpress serve`.
+ *
+ * regpress does not serve bytes itself: stock lighttpd (>= 1.4.69, mod_openssl, mod_magnet with
+ * Lua 5.4) does, with serve/regpress.lua mapping the pull API onto the tree (docs/tree-format.md).
+ * This module checks the inputs and writes what lighttpd needs into a runtime directory:
+ *
+ *   DIR/lighttpd.conf               the configuration (serve_config)
+ *   DIR/regpress.lua                the mod_magnet script compiled into the binary
+ *   DIR/errors/status-<code>.html   JSON error bodies for errors lighttpd itself generates
+ */
+#ifndef RP_SERVE_H
+#define RP_SERVE_H
+
+#include "err.h"
+
+/* All interfaces, the port registry clients default to in guides (localhost:5000). */
+#define SERVE_DEFAULT_LISTEN "0.0.0.0:5000"
+/* Where --print-config alone says the runtime directory is (what a package would install). */
+#define SERVE_DEFAULT_DIR "/etc/regpress"
+
+struct serve_opts {
+	const char *tree;	/* the tree directory */
+	const char *cert;	/* PEM certificate, chain after it */
+	const char *key;	/* PEM private key */
+	const char *listen;	/* "ADDR:PORT", "[IPV6]:PORT", ":PORT" or "PORT"; NULL: default */
+	const char *access_log; /* NULL: none; "-": standard error (lighttpd points its
+				 * stdout at /dev/null); else a file appended to */
+};
+
+struct serve_listen {
+	char host[256]; /* "0.0.0.0", "::1" (no brackets), "name" */
+	int ipv6;
+	unsigned port;
+};
+
+/* Parse a --listen value; IPv6 addresses must be bracketed ("[::1]:5000"). */
+int serve_parse_listen(const char *s, struct serve_listen *out, struct rp_err *err);
+/* Check that tree looks like a regpress tree (registry/ view and blobs/sha256). */
+int serve_check_tree(const char *tree, struct rp_err *err);
+/* Check that cert and key are readable PEM files and that the key belongs to the certificate. */
+int serve_check_tls(const char *cert, const char *key, struct rp_err *err);
+/* All checks above. */
+int serve_check(const struct serve_opts *o, struct rp_err *err);
+
+/* The lighttpd configuration for o whose runtime directory is dir, as a malloc'd string. Paths
+ * (tree, cert, key, dir, access log) are made absolute; tree, cert and key must exist. */
+int serve_config(const struct serve_opts *o, const char *dir, char **out, struct rp_err *err);
+/* Create dir if needed and write the runtime files into it (replacing older ones); *conf_path
+ * (optional) gets the configuration's path, malloc'd. */
+int serve_write_dir(const struct serve_opts *o, const char *dir, char **conf_path,
+		    struct rp_err *err);
+
+#endif
