@@ -70,6 +70,7 @@ struct input {
 	struct node *nodes;
 	size_t nnodes, cap;
 	json_t *node_of;	  /* hex -> node index */
+	uint64_t done, total; /* input bytes streamed, for progress */
 	/* the entry being streamed */
 	struct rp_sha256 raw;
 	struct compressor *comp;
@@ -247,6 +248,9 @@ static int on_data(void *vctx, const struct ar_entry *e, const void *buf, size_t
 	struct entry_result *r = &in->res[e - in->idx->entries];
 	enum rp_compression comp = r->action == ACT_COPY ? RP_COMP_NONE : in->b->opts.compression;
 
+	in->done += len;
+	if (in->b->opts.progress)
+		in->b->opts.progress(in->b->opts.progress_ctx, in->idx->display, in->done, in->total);
 	if (r->action == ACT_VERIFY) {
 		if (!in->raw.ctx && rp_sha256_init(&in->raw) < 0)
 			return rp_errf(err, "out of memory");
@@ -842,6 +846,32 @@ static int emit_root(struct input *in, const struct src_root *r, size_t n, size_
 	snprintf(what, sizeof(what), "manifest sha256:%.12s", r->desc.hex);
 	if (finalize(in, n, err) < 0)
 		return -1;
+	if (count == 0 && in->nodes[n].json) {
+		/* An artifact (signature, SBOM) names no image: it belongs beside its subject, in
+		 * every repository that holds the subject, reachable by digest and as a referrer. */
+		const char *sd = json_string_value(json_object_get(
+			json_object_get(in->nodes[n].json, "subject"), "digest"));
+		const char *sh;
+		size_t k, placed = 0;
+
+		for (k = 0; sd && rp_digest_parse(sd, &sh) && k < nroots; k++) {
+			const struct src_root *sr = &in->imgs.roots[k];
+			size_t j;
+
+			if (strcmp(sr->desc.hex, sh))
+				continue;
+			for (j = 0; j < sr->nrefs; j++) {
+				struct rp_ref ref;
+
+				if (resolve_ref(b, in->idx, what, sr->refs[j], &ref, err) < 0 ||
+				    record_node(in, ref.repo, n, in->nodes[n].hex, err) < 0)
+					return -1;
+				placed++;
+			}
+		}
+		if (placed)
+			return 0;
+	}
 	if (count == 0 && b->opts.untagged_repo) {
 		char byd[RP_REPO_MAX + RP_HEX_LEN + 16];
 		struct rp_ref ref;
@@ -933,6 +963,9 @@ int builder_add(struct builder *b, const char *path, const char *display, struct
 	for (i = 0; i < in.nnodes; i++)
 		if (in.nodes[i].rebuild)
 			plan_reuse(&in, &in.nodes[i].img);
+	for (i = 0; i < in.idx->n; i++)
+		if (in.res[i].action != ACT_NONE)
+			in.total += (uint64_t)in.idx->entries[i].size;
 	if (ar_stream(in.idx, want_entry, on_data, &in, err) < 0)
 		goto out;
 	for (i = 0; i < in.imgs.n; i++)

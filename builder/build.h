@@ -25,6 +25,9 @@ struct build_opts {
 	int merge_platforms;	/* --merge-platforms: same name, different platforms -> index */
 	int prune_missing;	/* --prune-missing: drop index entries the input lacks */
 	const char *untagged_repo; /* --untagged-repo: keep unnamed images by digest there */
+	/* Input bytes read so far and in all, for the current input; may be NULL. */
+	void (*progress)(void *ctx, const char *input, uint64_t done, uint64_t total);
+	void *progress_ctx;
 };
 
 struct builder;

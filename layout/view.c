@@ -95,6 +95,70 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* Referrers (distribution-spec): every manifest of a repository with a "subject" is listed in
+ * the precomputed index registry/repos/<repo>/_referrers/<subject hex>. */
+static int note_referrer(const struct view_sink *sink, const struct snap_rec *r, json_t *refs,
+			 struct rp_err *err)
+{
+	char *bytes = NULL, key[RP_REPO_MAX + RP_HEX_LEN + 2];
+	const char *subject, *hex, *type;
+	json_t *m, *desc, *ann;
+	size_t len;
+
+	if (sink->read(sink->ctx, r->hex, &bytes, &len, err) < 0)
+		return -1;
+	m = json_loadb(bytes, len, 0, NULL);
+	free(bytes);
+	subject = json_string_value(json_object_get(json_object_get(m, "subject"), "digest"));
+	if (!subject || !rp_digest_parse(subject, &hex)) {
+		json_decref(m);
+		return 0;
+	}
+	type = json_string_value(json_object_get(m, "artifactType"));
+	if (!type)
+		type = json_string_value(json_object_get(json_object_get(m, "config"), "mediaType"));
+	desc = json_pack("{s:s, s:s+, s:I}", "mediaType", r->media_type, "digest", "sha256:", r->hex,
+			 "size", (json_int_t)r->size);
+	if (desc && type)
+		json_object_set_new(desc, "artifactType", json_string(type));
+	ann = json_object_get(m, "annotations");
+	if (desc && json_is_object(ann))
+		json_object_set(desc, "annotations", ann);
+	snprintf(key, sizeof(key), "%s %s", r->repo, hex);
+	if (!json_object_get(refs, key))
+		json_object_set_new(refs, key, json_array());
+	json_array_append_new(json_object_get(refs, key), desc);
+	json_decref(m);
+	return desc ? 0 : rp_errf(err, "out of memory");
+}
+
+static int emit_referrers(const struct view_sink *sink, json_t *refs, struct rp_err *err)
+{
+	const char *key;
+	json_t *list;
+
+	/* Records are sorted, so each list is in digest order: the same bytes on every build. */
+	json_object_foreach(refs, key, list) {
+		char repo[RP_REPO_MAX + 1], rel[RP_HEX_LEN + 16];
+		const char *sp = strchr(key, ' ');
+		json_t *idx = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType",
+					"application/vnd.oci.image.index.v1+json", "manifests", list);
+		char *s = idx ? json_dumps(idx, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+		int rc;
+
+		json_decref(idx);
+		if (!s)
+			return rp_errf(err, "out of memory");
+		snprintf(repo, sizeof(repo), "%.*s", (int)(sp - key), key);
+		snprintf(rel, sizeof(rel), "_referrers/%s", sp + 1);
+		rc = repo_file(sink, repo, rel, s, err);
+		free(s);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
 struct index_entry {
 	char *ref;
 	json_t *desc;
@@ -110,6 +174,7 @@ int view_emit(const char *text, const struct snapshot *s, const struct view_sink
 {
 	json_t *manifests = json_object(); /* "repo hex" -> record index */
 	json_t *tags = json_object();	   /* repo -> array of tags */
+	json_t *refs = json_object();	   /* "repo subjecthex" -> [descriptor] */
 	struct index_entry *idx = calloc(s->n + 1, sizeof(*idx));
 	const char **repos = NULL;
 	size_t i, nidx = 0, nrepos = 0;
@@ -117,7 +182,7 @@ int view_emit(const char *text, const struct snapshot *s, const struct view_sink
 	char key[RP_REPO_MAX + RP_HEX_LEN + 2], body[512], rel[RP_TAG_MAX + 96];
 	int rc = -1;
 
-	if (!manifests || !tags || !idx) {
+	if (!manifests || !tags || !idx || !refs) {
 		rp_errf(err, "out of memory");
 		goto out;
 	}
@@ -138,10 +203,13 @@ int view_emit(const char *text, const struct snapshot *s, const struct view_sink
 			snprintf(rel, sizeof(rel), "_manifests/sha256/%s", r->hex);
 			snprintf(body, sizeof(body), "sha256:%s %llu %s\n", r->hex,
 				 (unsigned long long)r->size, r->media_type);
-			if (repo_file(sink, r->repo, rel, body, err) < 0)
+			if (repo_file(sink, r->repo, rel, body, err) < 0 ||
+			    note_referrer(sink, r, refs, err) < 0)
 				goto out;
 		}
 	}
+	if (emit_referrers(sink, refs, err) < 0)
+		goto out;
 	for (i = 0; i < s->n; i++) {
 		const struct snap_rec *r = &s->v[i], *m;
 		char ref[RP_REPO_MAX + RP_TAG_MAX + 2], digest[RP_HEX_LEN + 8];
@@ -258,5 +326,6 @@ out:
 	json_decref(j);
 	json_decref(manifests);
 	json_decref(tags);
+	json_decref(refs);
 	return rc;
 }
