@@ -169,11 +169,14 @@ static int gz_emit(struct compressor *c, int wait, struct rp_err *err)
 		struct gz_chunk *ch = &c->chunks[c->emit % c->nchunks];
 
 		if (c->nworkers) {
+			int finished;
+
 			pthread_mutex_lock(&c->mu);
 			while (wait && !ch->done)
 				pthread_cond_wait(&c->done, &c->mu);
+			finished = ch->done; /* read under the lock: the worker sets it */
 			pthread_mutex_unlock(&c->mu);
-			if (!ch->done)
+			if (!finished)
 				return 0;
 		}
 		if (ch->out_len == 0)
@@ -268,7 +271,11 @@ int compressor_finish(struct compressor *c, struct rp_err *err)
 		if (c->chunks[c->fill % c->nchunks].in_len > 0 || (!c->wrote && c->fill == c->emit))
 			if (gz_submit(c, err) < 0)
 				return -1;
-		return gz_emit(c, 1, err);
+		/* gz_emit stops waiting once a slot is free; the end needs every chunk out. */
+		while (c->emit < c->fill)
+			if (gz_emit(c, 1, err) < 0)
+				return -1;
+		return 0;
 	}
 	return 0;
 }

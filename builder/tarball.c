@@ -379,6 +379,8 @@ const struct ar_entry *ar_find(const struct ar_index *idx, const char *name)
 {
 	size_t lo = 0, hi = idx->n;
 
+	if (!*name)
+		return NULL; /* entries whose names escape the root sort as "": never a match */
 	while (lo < hi) {
 		size_t mid = (lo + hi) / 2;
 		const struct ar_entry *e = &idx->entries[idx->sorted[mid]];
@@ -408,7 +410,11 @@ int ar_resolve(const struct ar_index *idx, const char *ref, const struct ar_entr
 		char *dir, *slash, *next;
 
 		if (!e) {
-			rp_errf(err, "'%s': '%s' is not in the archive", idx->display, ref);
+			if (hops == 0)
+				rp_errf(err, "'%s': '%s' is not in the archive", idx->display, ref);
+			else
+				rp_errf(err, "'%s': '%s' links to '%s', which is not in the archive",
+					idx->display, ref, name);
 			free(name);
 			return -1;
 		}
@@ -586,15 +592,15 @@ static int load_data(void *vctx, const struct ar_entry *ce, const void *buf, siz
 	struct ar_entry *e = &c->idx->entries[ce - c->idx->entries];
 	size_t *fill = &c->fill[ce - c->idx->entries];
 
+	if (!e->data) { /* first data, or the end of an empty file (no data calls at all) */
+		e->data = malloc((size_t)e->size + 1);
+		if (!e->data)
+			return rp_errf(err, "out of memory");
+	}
 	if (!buf) {
 		e->data_len = *fill;
 		e->data[*fill] = '\0';
 		return 0;
-	}
-	if (!e->data) {
-		e->data = malloc((size_t)e->size + 1);
-		if (!e->data)
-			return rp_errf(err, "out of memory");
 	}
 	if (*fill + len > (size_t)e->size)
 		return rp_errf(err, "'%s': '%s' changed while reading", c->idx->display, e->raw);
