@@ -11,6 +11,8 @@
 
 int cmd_build(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_certs(int argc, char **argv);
+int cmd_client_config(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);

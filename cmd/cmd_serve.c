@@ -13,6 +13,15 @@
  *   --listen ADDR:PORT  where to listen (default 0.0.0.0:5000); [::1]:5000 for IPv6, :PORT or
  *                       PORT for all IPv4 interfaces
  *   --access-log FILE   append an access log to FILE ('-': standard error)
+ *   --htpasswd FILE     require HTTP basic authentication against FILE (user:hash lines, e.g.
+ *                       from 'openssl passwd -5' or 'htpasswd -B'); read on every request
+ *   --client-ca FILE    require a client certificate issued by a CA in FILE (mutual TLS)
+ *   --user NAME         started as root: serve as NAME after binding (default www-data, else
+ *                       nobody; 'root' keeps root). The tree, the htpasswd file and the runtime
+ *                       directory must be readable by NAME; certificates are read before the
+ *                       switch; a missing --access-log file is created for NAME. With the default user and a tree it cannot read, lighttpd stays
+ *                       root and a warning says why.
+ *   --group NAME        the group for --user (default: the user's)
  *   --config-dir DIR    write lighttpd.conf, regpress.lua and errors/ into DIR and exit, for
  *                       running lighttpd yourself (lighttpd -D -f DIR/lighttpd.conf, systemd)
  *   --print-config      print the configuration and exit (its paths refer to --config-dir DIR,
@@ -25,11 +34,14 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,6 +58,11 @@ static const char usage_text[] =
 	"  --key FILE          PEM private key, unencrypted\n"
 	"  --listen ADDR:PORT  where to listen (default " SERVE_DEFAULT_LISTEN "); [::1]:5000 for IPv6\n"
 	"  --access-log FILE   append an access log to FILE ('-': standard error)\n"
+	"  --htpasswd FILE     require HTTP basic auth against FILE (user:hash lines)\n"
+	"  --client-ca FILE    require client certificates issued by FILE's CAs (mutual TLS)\n"
+	"  --user NAME         when started as root, serve as NAME (default www-data or\n"
+	"                      nobody; 'root' keeps root)\n"
+	"  --group NAME        group for --user (default: the user's)\n"
 	"  --config-dir DIR    write the lighttpd configuration and script into DIR and exit\n"
 	"  --print-config      print the lighttpd configuration and exit\n"
 	"  -h, --help          show this help\n"
@@ -93,7 +110,7 @@ static char *find_lighttpd(void)
 	return NULL;
 }
 
-static int run_lighttpd(const char *lighttpd, const char *conf, struct rp_err *err)
+static int run_lighttpd(const char *lighttpd, const char *conf, int log_fd, struct rp_err *err)
 {
 	struct sigaction sa;
 	sigset_t block, old;
@@ -126,6 +143,9 @@ static int run_lighttpd(const char *lighttpd, const char *conf, struct rp_err *e
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		if (getppid() == 1)
 			_exit(1);
+		/* The access log's piped logger writes here (see serve_opts.log_fd). */
+		if (log_fd > 0 && dup2(STDERR_FILENO, log_fd) < 0)
+			_exit(1);
 		execl(lighttpd, "lighttpd", "-D", "-f", conf, (char *)NULL);
 		fprintf(stderr, "regpress serve: cannot run %s: %s\n", lighttpd, strerror(errno));
 		_exit(127);
@@ -152,9 +172,88 @@ static int run_lighttpd(const char *lighttpd, const char *conf, struct rp_err *e
 	return rp_errf(err, "lighttpd ended abnormally");
 }
 
+/* Started as root: pick the user lighttpd serves as (o->user, o->group) and check it can read
+ * what lighttpd reads per request. An explicit --user that cannot is an error; the default user
+ * falls back to root with a warning (a tree under a private directory). */
+static uid_t serve_uid;
+static gid_t serve_gid;
+
+static int choose_user(struct serve_opts *o, int explicit_user, struct rp_err *err)
+{
+	static const char *const defaults[] = { "www-data", "nobody" };
+	const struct passwd *pw = NULL;
+	const char *paths[3];
+	size_t i, n = 0;
+	gid_t gid;
+
+	if (geteuid() != 0) {
+		if (explicit_user)
+			return rp_errf(err, "--user needs regpress to be started as root");
+		o->user = NULL;
+		o->group = NULL;
+		return 0;
+	}
+	if (explicit_user) {
+		if (!strcmp(o->user, "root")) {
+			o->user = NULL;
+			o->group = NULL;
+			return 0;
+		}
+		pw = getpwnam(o->user);
+		if (!pw)
+			return rp_errf(err, "no user %s", o->user);
+	} else {
+		for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]) && !pw; i++)
+			pw = getpwnam(defaults[i]);
+		if (!pw) {
+			fprintf(stderr, "regpress serve: warning: no www-data or nobody user; "
+					"lighttpd runs as root (pass --user)\n");
+			return 0;
+		}
+		o->user = pw->pw_name;
+	}
+	if (pw->pw_uid == 0)
+		return rp_errf(err, "user %s is root; pass --user root to keep root", o->user);
+	gid = pw->pw_gid;
+	if (o->group) {
+		const struct group *gr = getgrnam(o->group);
+
+		if (!gr)
+			return rp_errf(err, "no group %s", o->group);
+		gid = gr->gr_gid;
+	}
+	paths[n++] = o->tree;
+	if (o->htpasswd)
+		paths[n++] = o->htpasswd;
+	for (i = 0; i < n; i++) {
+		char *sub = i == 0 ? rp_join(o->tree, "registry/catalog.json") : NULL;
+		int rc = serve_check_access(sub ? sub : paths[i], pw->pw_uid, gid, err);
+
+		free(sub);
+		if (rc == 0)
+			continue;
+		if (explicit_user)
+			return rp_err_prefix(err, "user %s cannot read what lighttpd serves", o->user);
+		fprintf(stderr, "regpress serve: warning: %s cannot read what lighttpd serves (%s); "
+				"lighttpd runs as root (make it readable, or pass --user)\n",
+			o->user, err->msg);
+		err->msg[0] = '\0';
+		o->user = NULL;
+		o->group = NULL;
+		return 0;
+	}
+	if (o->access_log && strcmp(o->access_log, "-") &&
+	    serve_prepare_log(o->access_log, pw->pw_uid, gid, err) < 0)
+		return -1;
+	serve_uid = pw->pw_uid;
+	serve_gid = gid;
+	return 0;
+}
+
 int cmd_serve(int argc, char **argv)
 {
-	enum { OPT_CERT = 256, OPT_KEY, OPT_LISTEN, OPT_ACCESS_LOG, OPT_CONFIG_DIR, OPT_PRINT };
+	enum { OPT_CERT = 256, OPT_KEY, OPT_LISTEN, OPT_ACCESS_LOG, OPT_CONFIG_DIR, OPT_PRINT,
+	       OPT_HTPASSWD, OPT_CLIENT_CA, OPT_USER, OPT_GROUP };
 	static const struct option longopts[] = {
 		{ "cert", required_argument, NULL, OPT_CERT },
 		{ "key", required_argument, NULL, OPT_KEY },
@@ -162,6 +261,10 @@ int cmd_serve(int argc, char **argv)
 		{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
 		{ "config-dir", required_argument, NULL, OPT_CONFIG_DIR },
 		{ "print-config", no_argument, NULL, OPT_PRINT },
+		{ "htpasswd", required_argument, NULL, OPT_HTPASSWD },
+		{ "client-ca", required_argument, NULL, OPT_CLIENT_CA },
+		{ "user", required_argument, NULL, OPT_USER },
+		{ "group", required_argument, NULL, OPT_GROUP },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -193,6 +296,18 @@ int cmd_serve(int argc, char **argv)
 		case OPT_PRINT:
 			print = 1;
 			break;
+		case OPT_HTPASSWD:
+			o.htpasswd = optarg;
+			break;
+		case OPT_CLIENT_CA:
+			o.client_ca = optarg;
+			break;
+		case OPT_USER:
+			o.user = optarg;
+			break;
+		case OPT_GROUP:
+			o.group = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -212,10 +327,17 @@ int cmd_serve(int argc, char **argv)
 		if (serve_parse_listen(o.listen, &l, &err) < 0)
 			return cmd_usage_error("serve", "%s", err.msg);
 	}
+	if (o.group && !o.user)
+		return cmd_usage_error("serve", "--group needs --user");
 	if (serve_check(&o, &err) < 0)
 		return cmd_fail("serve", &err);
 
 	if (print || config_dir) {
+		/* A configuration for later: written as asked, for whoever runs lighttpd. */
+		if (o.user && !strcmp(o.user, "root")) {
+			o.user = NULL;
+			o.group = NULL;
+		}
 		if (config_dir && serve_write_dir(&o, config_dir, NULL, &err) < 0)
 			return cmd_fail("serve", &err);
 		if (print) {
@@ -238,14 +360,32 @@ int cmd_serve(int argc, char **argv)
 	}
 	tmp = getenv("TMPDIR");
 	snprintf(tmpl, sizeof(tmpl), "%s/regpress-serve.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (choose_user(&o, o.user != NULL, &err) < 0) {
+		free(lighttpd);
+		return cmd_fail("serve", &err);
+	}
 	dir = mkdtemp(tmpl);
 	if (!dir) {
 		rp_errno(&err, "mkdtemp %s", tmpl);
 		free(lighttpd);
 		return cmd_fail("serve", &err);
 	}
+	if (o.user && o.access_log && !strcmp(o.access_log, "-"))
+		o.log_fd = SERVE_LOG_FD;
+	/* lighttpd reads the script and the error files per request, after switching user. */
+	if (o.user && (chmod(dir, 0755) < 0 ? rp_errno(&err, "chmod %s", dir)
+		       : serve_check_access(dir, serve_uid, serve_gid, &err) < 0
+			       ? rp_err_prefix(&err, "runtime directory (set TMPDIR) for user %s",
+					       o.user)
+			       : 0) < 0) {
+		struct rp_err ignored;
+
+		rp_rmtree(dir, &ignored);
+		free(lighttpd);
+		return cmd_fail("serve", &err);
+	}
 	if (serve_write_dir(&o, dir, &conf_path, &err) < 0 ||
-	    run_lighttpd(lighttpd, conf_path, &err) < 0)
+	    run_lighttpd(lighttpd, conf_path, o.log_fd, &err) < 0)
 		ret = cmd_fail("serve", &err);
 	else
 		ret = 0;

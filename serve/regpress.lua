@@ -170,6 +170,9 @@ if not name then
 	name, kind, ref = path:match("^/v2/(.+)/(blobs)/([^/]+)$")
 end
 if not name then
+	name, kind, ref = path:match("^/v2/(.+)/(referrers)/([^/]+)$")
+end
+if not name then
 	name = path:match("^/v2/(.+)/tags/list$")
 	kind = "tags"
 end
@@ -212,6 +215,77 @@ if kind == "tags" then
 		unknown("NAME_UNKNOWN", "repository")
 end
 
+-- The descriptors of an OCI index's "manifests" array, as the JSON text of each (for filtering
+-- without a JSON library). A scan that tracks strings and nesting depth, so braces or commas in
+-- annotation values do not split a descriptor.
+local function index_descriptors(body)
+	local start = body:find('"manifests":%[')
+	if not start then
+		return nil
+	end
+	local i = body:find("[", start, true) + 1
+	local out, depth, instr, esc, from = {}, 0, false, false, nil
+	while i <= #body do
+		local c = body:sub(i, i)
+		if instr then
+			if esc then
+				esc = false
+			elseif c == "\\" then
+				esc = true
+			elseif c == '"' then
+				instr = false
+			end
+		elseif c == '"' then
+			instr = true
+		elseif c == "{" then
+			if depth == 0 then
+				from = i
+			end
+			depth = depth + 1
+		elseif c == "}" then
+			depth = depth - 1
+			if depth == 0 then
+				out[#out + 1] = body:sub(from, i)
+			end
+		elseif c == "]" and depth == 0 then
+			return out
+		end
+		i = i + 1
+	end
+	return nil
+end
+
+-- The value of a descriptor's top-level string member `key` (nil when absent).
+local function top_string(desc, key)
+	local depth, instr, esc, i, s = 0, false, false, 1, nil
+	while i <= #desc do
+		local c = desc:sub(i, i)
+		if instr then
+			if esc then
+				esc = false
+			elseif c == "\\" then
+				esc = true
+			elseif c == '"' then
+				instr = false
+				if depth == 1 and desc:sub(s, i - 1) == key and desc:sub(i + 1, i + 1) == ":" then
+					return desc:match('^"([^"\\]*)"', i + 2)
+				end
+			end
+		elseif c == '"' then
+			instr, s = true, i + 1
+		elseif c == "{" or c == "[" then
+			depth = depth + 1
+		elseif c == "}" or c == "]" then
+			depth = depth - 1
+		end
+		i = i + 1
+	end
+	return nil
+end
+
+local EMPTY_INDEX = '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}'
+local INDEX = "application/vnd.oci.image.index.v1+json"
+
 -- A reference with ':' is a digest. Only sha256 is stored; any other well-formed digest is simply
 -- unknown, a malformed one (sha256:totallywrong) is 400 as the spec allows, never a 500.
 local hex, cache
@@ -226,7 +300,7 @@ if ref:find(":", 1, true) then
 		return fail(400, "DIGEST_INVALID", "invalid digest")
 	end
 	cache = IMMUTABLE
-elseif kind == "blobs" then
+elseif kind == "blobs" or kind == "referrers" then
 	return fail(400, "DIGEST_INVALID", "invalid digest")
 else
 	if not ref:find("^[A-Za-z0-9_][A-Za-z0-9._-]*$") or #ref > 128 then
@@ -240,6 +314,43 @@ if kind == "blobs" then
 		return unknown("BLOB_UNKNOWN", "blob")
 	end
 	return send(root .. "/blobs/sha256/" .. hex, "application/octet-stream", IMMUTABLE, "sha256:" .. hex)
+end
+
+-- referrers: the precomputed index of the repository's manifests whose subject is the digest, or
+-- an empty index (never 404 for a known repository: a 404 sends clients to the fallback tag).
+-- The list can change on a republish, so it is cached briefly like a tag.
+if kind == "referrers" then
+	if not file_exists(dir .. "_tags.json") then
+		return fail(404, "NAME_UNKNOWN", "repository name not known to registry")
+	end
+	local file = hex and (dir .. "_referrers/" .. hex)
+	local want = query["artifactType"]
+	hdr["Content-Type"] = INDEX
+	hdr["Cache-Control"] = SHORT
+	if not file or not file_exists(file) then
+		if want then
+			hdr["OCI-Filters-Applied"] = "artifactType"
+		end
+		r.resp_body.set({ EMPTY_INDEX })
+		return 200
+	end
+	if not want then
+		return send(file, INDEX, SHORT)
+	end
+	local descs = index_descriptors(read_all(file) or "")
+	if not descs then
+		return fail(500, "UNKNOWN", "unreadable referrers index")
+	end
+	local keep = {}
+	for _, d in ipairs(descs) do
+		if top_string(d, "artifactType") == want then
+			keep[#keep + 1] = d
+		end
+	end
+	hdr["OCI-Filters-Applied"] = "artifactType"
+	r.resp_body.set({ '{"schemaVersion":2,"mediaType":"', INDEX, '","manifests":[',
+		table.concat(keep, ","), "]}" })
+	return 200
 end
 
 -- manifests: the pointer "sha256:<hex> <size> <media-type>" gives the digest and the exact type

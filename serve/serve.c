@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,147 @@ out:
 	return ret;
 }
 
+int serve_check_htpasswd(const char *path, struct rp_err *err)
+{
+	char *buf = NULL, *line, *save = NULL;
+	size_t len, n = 0, lineno = 0;
+	int ret = -1;
+
+	if (rp_read_file(path, 1 << 24, &buf, &len, err) < 0)
+		return rp_err_prefix(err, "htpasswd file");
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *colon = strchr(line, ':'), *hash;
+		size_t hl;
+
+		lineno++;
+		line[strcspn(line, "\r")] = '\0';
+		if (!*line || *line == '#')
+			continue;
+		if (!colon || colon == line) {
+			rp_errf(err, "%s: line %zu: expected user:hash", path, lineno);
+			goto out;
+		}
+		hash = colon + 1;
+		hl = strlen(hash);
+		/* What lighttpd's htpasswd backend checks: $apr1$ (MD5), {SHA} (SHA-1) and crypt(3):
+		 * $1$ $5$ $6$ $2y$ $y$ ..., or 13-character DES. A plain-text password matches
+		 * nothing, silently, so refuse it here. */
+		if (hash[0] != '$' && strncmp(hash, "{SHA}", 5) != 0 && hl != 13) {
+			rp_errf(err, "%s: line %zu: user %.*s: not a password hash lighttpd checks "
+				     "(make one with 'openssl passwd -5' or 'htpasswd -B')",
+				path, lineno, (int)(colon - line), line);
+			goto out;
+		}
+		n++;
+	}
+	if (n == 0) {
+		rp_errf(err, "%s: no user:hash line", path);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(buf);
+	return ret;
+}
+
+int serve_check_client_ca(const char *path, struct rp_err *err)
+{
+	FILE *f = fopen(path, "r");
+	X509 *x;
+
+	if (!f)
+		return rp_errno(err, "cannot read client CA %s", path);
+	ERR_clear_error();
+	x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!x)
+		return rp_errf(err, "%s: not a PEM certificate (%s)", path, ssl_reason());
+	X509_free(x);
+	return 0;
+}
+
+/* May uid/gid do `want` (4 read, 1 search) on st, by its mode bits? Root may do anything. */
+static int mode_allows(const struct stat *st, unsigned uid, unsigned gid, unsigned want)
+{
+	unsigned m = (unsigned)st->st_mode;
+
+	if (uid == 0)
+		return 1;
+	if (st->st_uid == uid)
+		return ((m >> 6) & want) == want;
+	if (st->st_gid == gid)
+		return ((m >> 3) & want) == want;
+	return (m & want) == want;
+}
+
+int serve_check_access(const char *path, unsigned uid, unsigned gid, struct rp_err *err)
+{
+	char *abs = realpath(path, NULL), *p;
+	struct stat st;
+	int ret = -1;
+
+	if (!abs)
+		return rp_errno(err, "%s", path);
+	/* Each parent directory, from / down, must be searchable. */
+	for (p = abs + 1;; p++) {
+		char c = *p;
+
+		if (c != '/' && c != '\0')
+			continue;
+		if (c == '\0')
+			break;
+		*p = '\0';
+		if (stat(abs, &st) < 0) {
+			rp_errno(err, "%s", abs);
+			goto out;
+		}
+		if (!mode_allows(&st, uid, gid, 1)) {
+			rp_errf(err, "directory %s (mode %04o) is not searchable by uid %u", abs,
+				(unsigned)st.st_mode & 07777, uid);
+			goto out;
+		}
+		*p = '/';
+	}
+	if (stat(abs, &st) < 0) {
+		rp_errno(err, "%s", abs);
+		goto out;
+	}
+	if (!mode_allows(&st, uid, gid, S_ISDIR(st.st_mode) ? 5 : 4)) {
+		rp_errf(err, "%s (mode %04o) is not readable by uid %u", abs,
+			(unsigned)st.st_mode & 07777, uid);
+		goto out;
+	}
+	ret = 0;
+out:
+	free(abs);
+	return ret;
+}
+
+int serve_prepare_log(const char *path, unsigned uid, unsigned gid, struct rp_err *err)
+{
+	struct stat st;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd >= 0) {
+		if (fchown(fd, uid, gid) < 0) {
+			rp_errno(err, "access log %s: chown", path);
+			close(fd);
+			return -1;
+		}
+		close(fd);
+		return 0;
+	}
+	if (errno != EEXIST)
+		return rp_errno(err, "access log %s", path);
+	if (stat(path, &st) < 0)
+		return rp_errno(err, "access log %s", path);
+	if (!S_ISREG(st.st_mode) || !mode_allows(&st, uid, gid, 2))
+		return rp_errf(err, "access log %s (mode %04o, uid %u) is not writable by uid %u", path,
+			       (unsigned)st.st_mode & 07777, (unsigned)st.st_uid, uid);
+	return 0;
+}
+
 int serve_check(const struct serve_opts *o, struct rp_err *err)
 {
 	struct serve_listen l;
@@ -208,7 +350,25 @@ int serve_check(const struct serve_opts *o, struct rp_err *err)
 		return -1;
 	if (serve_parse_listen(o->listen ? o->listen : SERVE_DEFAULT_LISTEN, &l, err) < 0)
 		return -1;
+	if (o->htpasswd && serve_check_htpasswd(o->htpasswd, err) < 0)
+		return -1;
+	if (o->client_ca && serve_check_client_ca(o->client_ca, err) < 0)
+		return -1;
 	return serve_check_tls(o->cert, o->key, err);
+}
+
+/* User and group names go into the configuration: keep them to what useradd accepts. */
+static int name_safe(const char *what, const char *s, struct rp_err *err)
+{
+	const char *p;
+
+	if (!*s)
+		return rp_errf(err, "empty %s name", what);
+	for (p = s; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-' && *p != '.' &&
+		    !(*p == '$' && !p[1]))
+			return rp_errf(err, "%s name %s: unexpected character", what, s);
+	return 0;
 }
 
 /* lighttpd string literals have no escape we can rely on for every character, so refuse the few
@@ -269,6 +429,7 @@ static char *abs_any(const char *what, const char *path, struct rp_err *err)
 int serve_config(const struct serve_opts *o, const char *dir, char **out, struct rp_err *err)
 {
 	char *tree = NULL, *cert = NULL, *key = NULL, *adir = NULL, *alog = NULL;
+	char *htpasswd = NULL, *client_ca = NULL;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = NULL;
@@ -294,6 +455,14 @@ int serve_config(const struct serve_opts *o, const char *dir, char **out, struct
 	adir = abs_any("directory", dir, err);
 	if (!adir)
 		goto out;
+	if (o->htpasswd && !(htpasswd = abs_existing("htpasswd file", o->htpasswd, err)))
+		goto out;
+	if (o->client_ca && !(client_ca = abs_existing("client CA", o->client_ca, err)))
+		goto out;
+	if (o->user && name_safe("user", o->user, err) < 0)
+		goto out;
+	if (o->group && name_safe("group", o->group, err) < 0)
+		goto out;
 	if (o->access_log && strcmp(o->access_log, "-")) {
 		alog = abs_any("access log", o->access_log, err);
 		if (!alog)
@@ -310,13 +479,23 @@ int serve_config(const struct serve_opts *o, const char *dir, char **out, struct
 		"# %s as the OCI Distribution pull API (docs/tree-format.md).\n"
 		"# Run: lighttpd -D -f %s/lighttpd.conf\n\n",
 		tree, adir);
-	fprintf(f, "server.modules = (\"mod_openssl\", \"mod_setenv\", \"mod_magnet\"%s)\n\n",
+	fprintf(f, "server.modules = (\"mod_openssl\", \"mod_setenv\", %s\"mod_magnet\"%s)\n\n",
+		htpasswd ? "\"mod_auth\", \"mod_authn_file\", " : "",
 		o->access_log ? ", \"mod_accesslog\"" : "");
 	fprintf(f, "server.document-root = \"%s\"\n", tree);
 	/* lighttpd 1.4.69 resolves a bare "::1" as a host name and fails; brackets make it an
 	 * address. */
 	fprintf(f, l.ipv6 ? "server.bind = \"[%s]\"\n" : "server.bind = \"%s\"\n", l.host);
 	fprintf(f, "server.port = %u\n", l.port);
+	if (o->user) {
+		fprintf(f,
+			"# Started as root: bind the port and read the certificate and key as root,\n"
+			"# then serve as this user (it must be able to read the tree%s).\n"
+			"server.username = \"%s\"\n",
+			htpasswd ? " and the htpasswd file" : "", o->user);
+		if (o->group)
+			fprintf(f, "server.groupname = \"%s\"\n", o->group);
+	}
 	fprintf(f,
 		"server.tag = \"regpress\"\n"
 		"# The tree has no symlinks (tree-format.md), so none may lead out of it.\n"
@@ -340,6 +519,24 @@ int serve_config(const struct serve_opts *o, const char *dir, char **out, struct
 		"ssl.openssl.ssl-conf-cmd = (\"MinProtocol\" => \"TLSv1.2\",\n"
 		"                            \"CipherString\" => \"EECDH+AESGCM:EECDH+CHACHA20\")\n\n",
 		cert, key);
+	if (client_ca)
+		fprintf(f,
+			"# Mutual TLS: only clients with a certificate issued by these CAs get in.\n"
+			"ssl.ca-file = \"%s\"\n"
+			"ssl.verifyclient.activate = \"enable\"\n"
+			"ssl.verifyclient.enforce = \"enable\"\n"
+			"ssl.verifyclient.depth = 4\n\n",
+			client_ca);
+	if (htpasswd)
+		fprintf(f,
+			"# HTTP basic authentication on everything (docker login, skopeo --creds): a 401\n"
+			"# with WWW-Authenticate: Basic realm=\"regpress\" and an UNAUTHORIZED body.\n"
+			"# lighttpd reads the file on each request, so edits apply at once.\n"
+			"auth.backend = \"htpasswd\"\n"
+			"auth.backend.htpasswd.userfile = \"%s\"\n"
+			"auth.require = (\"/\" => (\"method\" => \"basic\", \"realm\" => \"regpress\",\n"
+			"                          \"require\" => \"valid-user\"))\n\n",
+			htpasswd);
 	fprintf(f,
 		"# Every request goes through the script: it maps the API onto the tree and answers\n"
 		"# everything else itself, so no URL reaches a file of the tree directly.\n"
@@ -349,7 +546,9 @@ int serve_config(const struct serve_opts *o, const char *dir, char **out, struct
 		"\tsetenv.set-response-header = (\"Docker-Distribution-API-Version\" => \"registry/2.0\")\n"
 		"}\n",
 		adir);
-	if (o->access_log)
+	if (o->access_log && !alog && o->log_fd > 2)
+		fprintf(f, "\naccesslog.filename = \"|exec cat >&%d\"\n", o->log_fd);
+	else if (o->access_log)
 		fprintf(f, "\naccesslog.filename = \"%s\"\n", alog ? alog : "/dev/stderr");
 	if (fclose(f) != 0) {
 		f = NULL;
@@ -369,6 +568,8 @@ out:
 	free(key);
 	free(adir);
 	free(alog);
+	free(htpasswd);
+	free(client_ca);
 	return ret;
 }
 

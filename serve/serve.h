@@ -25,7 +25,19 @@ struct serve_opts {
 	const char *listen;	/* "ADDR:PORT", "[IPV6]:PORT", ":PORT" or "PORT"; NULL: default */
 	const char *access_log; /* NULL: none; "-": standard error (lighttpd points its
 				 * stdout at /dev/null); else a file appended to */
+	const char *htpasswd;	/* NULL or an htpasswd file: HTTP basic authentication */
+	const char *client_ca;	/* NULL or PEM CA certificates: clients must present a
+				 * certificate they issued (mutual TLS) */
+	const char *user;	/* NULL: lighttpd keeps the user it was started as; else the
+				 * user it switches to after binding (server.username) */
+	const char *group;	/* with user: the group (server.groupname); NULL: user's */
+	int log_fd;		/* access_log "-" with user: lighttpd opens logs after switching
+				 * user, when /dev/stderr can no longer be reopened, so a piped
+				 * logger copies the log to this inherited descriptor (a copy of
+				 * standard error, SERVE_LOG_FD); 0: "/dev/stderr" */
 };
+
+#define SERVE_LOG_FD 9 /* one digit: /bin/sh (dash) redirects only fds 0-9 */
 
 struct serve_listen {
 	char host[256]; /* "0.0.0.0", "::1" (no brackets), "name" */
@@ -39,7 +51,18 @@ int serve_parse_listen(const char *s, struct serve_listen *out, struct rp_err *e
 int serve_check_tree(const char *tree, struct rp_err *err);
 /* Check that cert and key are readable PEM files and that the key belongs to the certificate. */
 int serve_check_tls(const char *cert, const char *key, struct rp_err *err);
-/* All checks above. */
+/* Check that an htpasswd file is readable and holds at least one "user:hash" line in a format
+ * lighttpd checks (crypt: $1$ $5$ $6$ $2y$..., apr1, {SHA}). */
+int serve_check_htpasswd(const char *path, struct rp_err *err);
+/* Check that path holds at least one PEM CA certificate. */
+int serve_check_client_ca(const char *path, struct rp_err *err);
+/* Check that uid/gid can reach and read path (every parent directory searchable, path readable;
+ * a directory also searchable), by the mode bits; names the first that is not. */
+int serve_check_access(const char *path, unsigned uid, unsigned gid, struct rp_err *err);
+/* The access log lighttpd opens after switching to uid/gid: create it (mode 0640, owned by
+ * uid/gid) when missing, else check that uid/gid may append to it. */
+int serve_prepare_log(const char *path, unsigned uid, unsigned gid, struct rp_err *err);
+/* All checks above (but not serve_check_access). */
 int serve_check(const struct serve_opts *o, struct rp_err *err);
 
 /* The lighttpd configuration for o whose runtime directory is dir, as a malloc'd string. Paths

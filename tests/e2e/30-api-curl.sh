@@ -9,6 +9,7 @@
 
 e2e_tmpdir
 e2e_fixtures "$T/fx" || e2e_die "fixtures"
+export EMPTY_INDEX='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}'
 
 # ---------------------------------------------------------------------------------------------
 # helpers (each used as a check command: errexit is on inside, see lib.sh)
@@ -191,6 +192,30 @@ tags_ok() {
 		req "/v2/$repo/tags/list?last=$first"
 		status_is 200
 		diff <(jq -r '.tags[]' "$T/b") <(jq -r '.tags[1:][]' "$(repo_dir "$repo")/_tags.json")
+		# last past the end: an empty list, no next page.
+		req "/v2/$repo/tags/list?last=~~~~"
+		status_is 200
+		expect "last past the end" "$(jq -c .tags "$T/b")" "[]"
+		[ -z "$(hdr link)" ]
+		req "/v2/$repo/tags/list?n=2&last=~~~~"
+		status_is 200
+		expect "n=2, last past the end" "$(jq -c .tags "$T/b")" "[]"
+		[ -z "$(hdr link)" ]
+		# n larger than the list: all of it, no next page; n equal to its length: no next page.
+		req "/v2/$repo/tags/list?n=100000"
+		status_is 200
+		expect "n larger than the list" "$(jq -c .tags "$T/b")" "$(jq -c .tags "$(repo_dir "$repo")/_tags.json")"
+		[ -z "$(hdr link)" ]
+		req "/v2/$repo/tags/list?n=$(jq '.tags | length' "$(repo_dir "$repo")/_tags.json")"
+		status_is 200
+		expect "n = length" "$(jq -c .tags "$T/b")" "$(jq -c .tags "$(repo_dir "$repo")/_tags.json")"
+		[ -z "$(hdr link)" ]
+		# n=0 with last, and a bad n.
+		req "/v2/$repo/tags/list?n=0&last=$first"
+		status_is 200
+		expect "n=0&last" "$(jq -c .tags "$T/b")" "[]"
+		req "/v2/$repo/tags/list?n=-1"
+		status_is 400
 	done
 }
 
@@ -327,9 +352,20 @@ run_api_checks() {
 	check "$label: no listing of /v2/<dir>/" \
 		eval 'err_is 404 NOT_FOUND "/v2/${repo%%/*}/" && err_is 404 NOT_FOUND "/v2/$repo/" &&
 			err_is 404 NOT_FOUND "/v2/$repo/manifests/" && err_is 404 NOT_FOUND "/v2/$repo/_manifests/tags/$tag"'
-	check "$label: unknown endpoints under /v2 are 404 (referrers, blob uploads)" \
-		eval 'err_is 404 NOT_FOUND "/v2/$repo/referrers/sha256:$mhex" &&
-			err_is 404 NOT_FOUND "/v2/$repo/blobs/uploads/x/y"'
+	check "$label: unknown endpoints under /v2 are 404 (blob uploads, other paths)" \
+		eval 'err_is 404 NOT_FOUND "/v2/$repo/blobs/uploads/x/y" && err_is 404 NOT_FOUND "/v2/$repo/uploads/x" &&
+			err_is 404 NOT_FOUND "/v2/$repo/referrers/sha256:$mhex/x"'
+	check "$label: referrers of a manifest without any: 200 empty OCI index, never 404" \
+		eval 'req "/v2/$repo/referrers/sha256:$mhex" && status_is 200 && api_version_ok &&
+			expect type "$(hdr content-type)" application/vnd.oci.image.index.v1+json &&
+			[ -z "$(hdr oci-filters-applied)" ] &&
+			expect body "$(cat "$T/b")" "$EMPTY_INDEX" &&
+			req "/v2/$repo/referrers/sha256:$(printf "0%.0s" {1..64})" && status_is 200 &&
+			expect body "$(cat "$T/b")" "$EMPTY_INDEX"'
+	check "$label: referrers: malformed digest 400, tag 400, unknown repository 404 NAME_UNKNOWN" \
+		eval 'err_is 400 DIGEST_INVALID "/v2/$repo/referrers/sha256:nothex" &&
+			err_is 400 DIGEST_INVALID "/v2/$repo/referrers/latest" &&
+			err_is 404 NAME_UNKNOWN "/v2/no/such/referrers/sha256:$mhex"'
 	local p
 	for p in / /index.json /oci-layout /registry/snapshot /registry/catalog.json "/blobs/sha256/$hex" \
 		/blobs/ /registry/ /v2x /v3/; do
@@ -468,7 +504,95 @@ check "handmade: Range beyond the end is 416, not 500" \
 		status_is 416'
 
 # ---------------------------------------------------------------------------------------------
-# 3. The command itself.
+# 3. Referrers: an OCI layout input (skopeo oci:) with an SBOM artifact whose subject is the image,
+#    listed unnamed in index.json; regpress stores it beside its subject.
+
+# mk_artifact LAYOUT TYPE CONTENT: add an artifact manifest of artifactType TYPE with one layer
+# CONTENT and the layout's first image as subject; prints its digest.
+mk_artifact() {
+	python3 - "$@" <<-'PY'
+	import hashlib, json, os, sys
+	L, atype, content = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+	def put(b):
+	    h = hashlib.sha256(b).hexdigest()
+	    with open(os.path.join(L, "blobs", "sha256", h), "wb") as f:
+	        f.write(b)
+	    return "sha256:" + h
+	with open(os.path.join(L, "index.json")) as f:
+	    idx = json.load(f)
+	subject = {k: idx["manifests"][0][k] for k in ("mediaType", "digest", "size")}
+	man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+	       "artifactType": atype,
+	       "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": put(b"{}"), "size": 2},
+	       "layers": [{"mediaType": atype, "digest": put(content), "size": len(content)}],
+	       "subject": subject,
+	       # braces, commas and quotes in an annotation must not confuse the server's filter
+	       "annotations": {"org.example.note": "a}, {\"b\": [1]", "org.opencontainers.image.created": "1970-01-01T00:00:00Z"}}
+	b = json.dumps(man, separators=(",", ":")).encode()
+	d = put(b)
+	idx["manifests"].append({"mediaType": man["mediaType"], "digest": d, "size": len(b), "artifactType": atype})
+	with open(os.path.join(L, "index.json"), "w") as f:
+	    json.dump(idx, f)
+	print(d)
+	PY
+}
+
+LAYOUT=$T/layout
+skopeo copy -q "docker-archive:$T/fx/base.tar" "oci:$LAYOUT:base:1" || e2e_die "skopeo oci: layout"
+SUBJECT=$(jq -r '.manifests[0].digest' "$LAYOUT/index.json")
+SBOM=$(mk_artifact "$LAYOUT" application/spdx+json '{"spdxVersion":"SPDX-2.3"}') || e2e_die "artifact"
+SIG=$(mk_artifact "$LAYOUT" application/vnd.dev.cosign.artifact.sig.v1+json 'signature') || e2e_die "artifact"
+TREE=$T/referrers
+check "build a tree from an OCI layout with two artifacts on one image" \
+	"$REGPRESS" build -q -o "$TREE" "$LAYOUT"
+e2e_serve "$TREE"
+
+referrers_ok() {
+	req "/v2/library/base/referrers/$SUBJECT"
+	status_is 200
+	api_version_ok
+	expect type "$(hdr content-type)" application/vnd.oci.image.index.v1+json
+	expect "Cache-Control" "$(hdr cache-control)" "public, max-age=60"
+	[ -z "$(hdr oci-filters-applied)" ]
+	jq -e '.schemaVersion == 2 and .mediaType == "application/vnd.oci.image.index.v1+json"' "$T/b"
+	diff <(jq -r '.manifests[] | "\(.digest) \(.artifactType) \(.mediaType)"' "$T/b" | sort) \
+		<(printf '%s\n' "$SBOM application/spdx+json application/vnd.oci.image.manifest.v1+json" \
+			"$SIG application/vnd.dev.cosign.artifact.sig.v1+json application/vnd.oci.image.manifest.v1+json" | sort)
+	# each descriptor's size and annotations are the artifact's own
+	local d
+	for d in "$SBOM" "$SIG"; do
+		expect "size of $d" "$(jq -r --arg d "$d" '.manifests[] | select(.digest == $d) | .size' "$T/b")" \
+			"$(stat -c %s "$TREE/blobs/sha256/${d#sha256:}")"
+		expect "annotation of $d" "$(jq -r --arg d "$d" '.manifests[] | select(.digest == $d) | .annotations["org.example.note"]' "$T/b")" \
+			'a}, {"b": [1]'
+	done
+	cmp -s "$T/b" "$(repo_dir library/base)/_referrers/${SUBJECT#sha256:}"
+}
+check "referrers: the image's index lists both artifacts with artifactType, size, annotations" referrers_ok
+check "referrers: artifactType filter keeps the SBOM only and says OCI-Filters-Applied" \
+	eval 'req "/v2/library/base/referrers/$SUBJECT?artifactType=application/spdx%2Bjson" && status_is 200 &&
+		expect filters "$(hdr oci-filters-applied)" artifactType &&
+		expect type "$(hdr content-type)" application/vnd.oci.image.index.v1+json &&
+		expect digests "$(jq -r "[.manifests[].digest] | join(\" \")" "$T/b")" "$SBOM" &&
+		jq -e ".manifests[0].annotations[\"org.example.note\"] == \"a}, {\\\"b\\\": [1]\"" "$T/b" &&
+		jq -e ".mediaType == \"application/vnd.oci.image.index.v1+json\" and .schemaVersion == 2" "$T/b"'
+check "referrers: a filter matching nothing is an empty index, filter applied" \
+	eval 'req "/v2/library/base/referrers/$SUBJECT?artifactType=text/plain" && status_is 200 &&
+		expect filters "$(hdr oci-filters-applied)" artifactType && expect body "$(cat "$T/b")" "$EMPTY_INDEX"'
+check "referrers: through ?ns=docker.io mirror routing too" \
+	eval 'req "/v2/base/referrers/$SUBJECT?ns=docker.io" && status_is 200 &&
+		cmp -s "$T/b" "$(repo_dir library/base)/_referrers/${SUBJECT#sha256:}"'
+check "referrers: the artifacts themselves are served by digest with their blobs" \
+	eval 'manifest_ok library/base "$SBOM" "sha256/${SBOM#sha256:}" &&
+		req "/v2/library/base/blobs/$(jq -r .layers[0].digest "$TREE/blobs/sha256/${SBOM#sha256:}")" && status_is 200 &&
+		expect body "$(cat "$T/b")" "{\"spdxVersion\":\"SPDX-2.3\"}"'
+check "referrers: an artifact has no referrers: empty index" \
+	eval 'req "/v2/library/base/referrers/$SBOM" && status_is 200 && expect body "$(cat "$T/b")" "$EMPTY_INDEX"'
+check "referrers: skopeo still pulls the image by tag" \
+	skopeo inspect --raw --cert-dir "$CA_DIR" "docker://$REG/library/base:1"
+
+# ---------------------------------------------------------------------------------------------
+# 4. The command itself.
 
 check "serve refuses a directory that is not a tree, naming it" \
 	eval '! "$REGPRESS" serve "$T/fx" --cert "$CERTS/server.crt" --key "$CERTS/server.key" 2>"$T/e" &&

@@ -234,7 +234,7 @@ static void assert_contains(const char *conf, const char *needle)
 static void test_config_text(void **state)
 {
 	struct fixture *fx = *state;
-	struct serve_opts o = { fx->tree, fx->cert, fx->key, "[::1]:5443", NULL };
+	struct serve_opts o = { .tree = fx->tree, .cert = fx->cert, .key = fx->key, .listen = "[::1]:5443" };
 	struct rp_err err;
 	char *conf = NULL, *rtree = realpath(fx->tree, NULL), line[PATH_MAX + 64];
 
@@ -280,10 +280,110 @@ static void test_config_text(void **state)
 	free(rtree);
 }
 
+/* --htpasswd, --client-ca, --user, and the log descriptor for "-" after switching user. */
+static void test_config_access(void **state)
+{
+	struct fixture *fx = *state;
+	struct serve_opts o = { 0 };
+	struct rp_err err;
+	char *conf = NULL, *ht = rp_join(fx->dir, "htpasswd"), line[PATH_MAX + 64];
+
+	assert_non_null(ht);
+	o.tree = fx->tree;
+	o.cert = fx->cert;
+	o.key = fx->key;
+	o.htpasswd = ht;
+	o.client_ca = fx->cert;
+	o.user = "www-data";
+	o.group = "www-data";
+	o.access_log = "-";
+	o.log_fd = SERVE_LOG_FD;
+	touch(fx->dir, "htpasswd", "alice:$5$salt$3Tm5Lgm0p3UrIgGbHqxXUKmQmUrUCvfgy3zPVQvx1WC\n");
+	assert_int_equal(serve_check(&o, &err), 0);
+	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), 0);
+	assert_contains(conf, "\"mod_auth\", \"mod_authn_file\"");
+	assert_contains(conf, "auth.backend = \"htpasswd\"\n");
+	snprintf(line, sizeof(line), "auth.backend.htpasswd.userfile = \"%s\"\n", ht);
+	assert_contains(conf, line);
+	assert_contains(conf, "\"realm\" => \"regpress\"");
+	assert_contains(conf, "\"require\" => \"valid-user\"");
+	snprintf(line, sizeof(line), "ssl.ca-file = \"%s\"\n", fx->cert);
+	assert_contains(conf, line);
+	assert_contains(conf, "ssl.verifyclient.activate = \"enable\"\n");
+	assert_contains(conf, "ssl.verifyclient.enforce = \"enable\"\n");
+	assert_contains(conf, "server.username = \"www-data\"\nserver.groupname = \"www-data\"\n");
+	assert_contains(conf, "accesslog.filename = \"|exec cat >&9\"\n");
+	free(conf);
+
+	/* None of it unless asked for. */
+	memset(&o, 0, sizeof(o));
+	o.tree = fx->tree;
+	o.cert = fx->cert;
+	o.key = fx->key;
+	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), 0);
+	assert_null(strstr(conf, "mod_auth"));
+	assert_null(strstr(conf, "verifyclient"));
+	assert_null(strstr(conf, "server.username"));
+	free(conf);
+
+	/* A user name that would break the configuration. */
+	o.user = "a\"b";
+	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), -1);
+	assert_null(conf);
+	assert_non_null(strstr(err.msg, "a\"b"));
+
+	/* htpasswd files: plain text, no colon, empty, missing; a client CA that is no certificate. */
+	touch(fx->dir, "htpasswd", "alice:secret\n");
+	assert_int_equal(serve_check_htpasswd(ht, &err), -1);
+	assert_non_null(strstr(err.msg, "line 1"));
+	touch(fx->dir, "htpasswd", "# comment\nalice\n");
+	assert_int_equal(serve_check_htpasswd(ht, &err), -1);
+	assert_non_null(strstr(err.msg, "line 2"));
+	touch(fx->dir, "htpasswd", "\n# only a comment\n");
+	assert_int_equal(serve_check_htpasswd(ht, &err), -1);
+	touch(fx->dir, "htpasswd", "a:$apr1$x$y\nb:{SHA}abc=\nc:abcdefghijklm\n");
+	assert_int_equal(serve_check_htpasswd(ht, &err), 0);
+	assert_int_equal(serve_check_client_ca(ht, &err), -1);
+	assert_non_null(strstr(err.msg, ht));
+	assert_int_equal(serve_check_client_ca("/nonexistent/ca.crt", &err), -1);
+	assert_non_null(strstr(err.msg, "/nonexistent/ca.crt"));
+	free(ht);
+}
+
+/* serve_check_access: mode bits for another user, parents included. */
+static void test_check_access(void **state)
+{
+	struct fixture *fx = *state;
+	struct rp_err err;
+	char *priv = rp_join(fx->dir, "priv"), *file;
+
+	assert_non_null(priv);
+	assert_int_equal(rp_mkdirs(priv, &err), 0);
+	touch(priv, "f", "x");
+	file = rp_join(priv, "f");
+	assert_non_null(file);
+	assert_int_equal(chmod(fx->dir, 0755), 0);
+	assert_int_equal(chmod(priv, 0755), 0);
+	assert_int_equal(chmod(file, 0644), 0);
+	assert_int_equal(serve_check_access(file, 65534, 65534, &err), 0);
+	assert_int_equal(chmod(file, 0600), 0);
+	assert_int_equal(serve_check_access(file, 65534, 65534, &err), -1);
+	assert_non_null(strstr(err.msg, file));
+	assert_int_equal(chmod(file, 0644), 0);
+	assert_int_equal(chmod(priv, 0700), 0);
+	assert_int_equal(serve_check_access(file, 65534, 65534, &err), -1);
+	assert_non_null(strstr(err.msg, "not searchable"));
+	/* root may do anything */
+	assert_int_equal(serve_check_access(file, 0, 0, &err), 0);
+	assert_int_equal(chmod(priv, 0755), 0);
+	free(file);
+	free(priv);
+}
+
 static void test_config_bad(void **state)
 {
 	struct fixture *fx = *state;
-	struct serve_opts o = { fx->tree, fx->cert, fx->key, "::1:5000", NULL };
+	struct serve_opts o = { .tree = fx->tree, .cert = fx->cert, .key = fx->key, .listen = "::1:5000" };
 	struct rp_err err;
 	char *conf = (char *)"not touched", *q;
 
@@ -327,7 +427,7 @@ static char *slurp(const char *dir, const char *name, size_t *len)
 static void test_write_dir(void **state)
 {
 	struct fixture *fx = *state;
-	struct serve_opts o = { fx->tree, fx->cert, fx->key, "127.0.0.1:5000", NULL };
+	struct serve_opts o = { .tree = fx->tree, .cert = fx->cert, .key = fx->key, .listen = "127.0.0.1:5000" };
 	static const int statuses[] = { 400, 401, 403, 404, 405, 411, 413, 414, 416, 431, 500, 501,
 					503, 505 };
 	struct rp_err err;
@@ -377,6 +477,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_bad, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_config_access, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_check_access, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_dir, setup, teardown),
 	};
 

@@ -1,0 +1,489 @@
+#include "clientcfg.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "fsutil.h"
+
+unsigned serve_clientcfg_kind(const char *name)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} kinds[] = {
+		{ "containerd", SERVE_CLIENT_CONTAINERD }, { "docker", SERVE_CLIENT_DOCKER },
+		{ "podman", SERVE_CLIENT_PODMAN },	   { "cri-o", SERVE_CLIENT_PODMAN },
+		{ "k3s", SERVE_CLIENT_K3S },		   { "rke2", SERVE_CLIENT_K3S },
+		{ "talos", SERVE_CLIENT_TALOS },	   { "all", SERVE_CLIENT_ALL },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (!strcmp(name, kinds[i].name))
+			return kinds[i].bit;
+	return 0;
+}
+
+int serve_clientcfg_host_valid(const char *s)
+{
+	const char *colon = strrchr(s, ':'), *p;
+	size_t hlen;
+
+	if (!*s || strlen(s) > 255)
+		return 0;
+	if (s[0] == '[') { /* [IPv6]:port */
+		const char *close = strchr(s, ']');
+
+		if (!close || close == s + 1)
+			return 0;
+		for (p = s + 1; p < close; p++)
+			if (!isxdigit((unsigned char)*p) && *p != ':' && *p != '.')
+				return 0;
+		if (!close[1])
+			return 1;
+		colon = close + 1;
+		if (*colon != ':')
+			return 0;
+		hlen = 0;
+	} else {
+		if (colon && strchr(s, ':') != colon)
+			return 0;
+		hlen = colon ? (size_t)(colon - s) : strlen(s);
+		if (hlen == 0)
+			return 0;
+		for (p = s; p < s + hlen; p++)
+			if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-')
+				return 0;
+		if (s[0] == '.' || s[0] == '-' || s[hlen - 1] == '.' || s[hlen - 1] == '-')
+			return 0;
+	}
+	if (colon) {
+		if (!colon[1] || strlen(colon + 1) > 5)
+			return 0;
+		for (p = colon + 1; *p; p++)
+			if (!isdigit((unsigned char)*p))
+				return 0;
+		if (atoi(colon + 1) < 1 || atoi(colon + 1) > 65535)
+			return 0;
+	}
+	return 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sort and drop duplicates in place. */
+static void sort_unique(char **v, size_t *n)
+{
+	size_t i, j = 0;
+
+	qsort(v, *n, sizeof(*v), cmp_str);
+	for (i = 0; i < *n; i++) {
+		if (j && !strcmp(v[j - 1], v[i])) {
+			free(v[i]);
+			continue;
+		}
+		v[j++] = v[i];
+	}
+	*n = j;
+}
+
+int serve_clientcfg_registries(const char *tree, char ***out, size_t *n, struct rp_err *err)
+{
+	char *path = rp_join(tree, "registry/catalog.json"), *buf = NULL;
+	json_t *root = NULL, *repos, *r;
+	json_error_t jerr;
+	char **v = NULL;
+	size_t len, i, k = 0;
+	int ret = -1;
+
+	*out = NULL;
+	*n = 0;
+	if (!path)
+		return rp_errf(err, "out of memory");
+	if (rp_read_file(path, 64u << 20, &buf, &len, err) < 0)
+		goto out;
+	root = json_loadb(buf, len, 0, &jerr);
+	repos = json_object_get(root, "repositories");
+	if (!json_is_array(repos)) {
+		rp_errf(err, "%s: not a catalog (%s)", path, root ? "no repositories" : jerr.text);
+		goto out;
+	}
+	v = calloc(json_array_size(repos) + 1, sizeof(*v));
+	if (!v) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	json_array_foreach(repos, i, r) {
+		const char *name = json_string_value(r), *slash;
+		size_t hl;
+
+		if (!name) {
+			rp_errf(err, "%s: repository %zu is not a string", path, i);
+			goto out;
+		}
+		/* tree-format.md "Names": a first component with '.' or ':', or localhost, is a
+		 * registry host; anything else came from docker.io. */
+		slash = strchr(name, '/');
+		hl = slash ? (size_t)(slash - name) : 0;
+		if (slash && (memchr(name, '.', hl) || memchr(name, ':', hl) ||
+			      (hl == 9 && !strncmp(name, "localhost", 9))))
+			v[k] = strndup(name, hl);
+		else
+			v[k] = strdup("docker.io");
+		if (!v[k]) {
+			rp_errf(err, "out of memory");
+			goto out;
+		}
+		k++;
+	}
+	sort_unique(v, &k);
+	*out = v;
+	*n = k;
+	v = NULL;
+	ret = 0;
+out:
+	if (v) {
+		for (i = 0; i < k; i++)
+			free(v[i]);
+		free(v);
+	}
+	json_decref(root);
+	free(buf);
+	free(path);
+	return ret;
+}
+
+/* ----------------------------------------------------------------------------------------- */
+
+struct gen {
+	const struct serve_clientcfg_opts *o;
+	const char *server;  /* host:port as clients name it */
+	char **regs;	     /* registries to mirror, sorted, without the server itself */
+	size_t nregs;
+	const char *ca_pem;  /* the CA certificate(s), as read */
+	size_t ca_len;
+	FILE *readme;	     /* README.regpress being written */
+};
+
+/* Write OUT/rel (directories made), replacing an older file. */
+static int put(struct gen *g, const char *rel, const char *data, size_t len, struct rp_err *err)
+{
+	char *path = rp_join(g->o->out, rel), *slash;
+	int ret = -1;
+
+	if (!path)
+		return rp_errf(err, "out of memory");
+	slash = strrchr(path, '/');
+	*slash = '\0';
+	if (rp_mkdirs(path, err) == 0) {
+		*slash = '/';
+		ret = rp_write_atomic(path, data, len, err);
+	}
+	free(path);
+	if (ret == 0)
+		fprintf(g->readme, "  /%s\n", rel);
+	return ret;
+}
+
+/* put() of a memstream's text; f is closed. */
+static int put_stream(struct gen *g, const char *rel, FILE *f, char **buf, size_t *len,
+		      struct rp_err *err)
+{
+	int ret;
+
+	if (fclose(f) != 0) {
+		free(*buf);
+		*buf = NULL;
+		return rp_errf(err, "out of memory");
+	}
+	ret = put(g, rel, *buf, *len, err);
+	free(*buf);
+	*buf = NULL;
+	return ret;
+}
+
+#define OPEN_MEM(f, buf, len)                                                                     \
+	do {                                                                                      \
+		(f) = open_memstream(&(buf), &(len));                                             \
+		if (!(f))                                                                         \
+			return rp_errno(err, "open_memstream");                                  \
+	} while (0)
+
+/* The upstream a registry's containerd hosts.toml names as server (used only if the mirror
+ * fails; in an enclave it never answers). */
+static void upstream(const char *reg, char *out, size_t outsz)
+{
+	if (!strcmp(reg, "docker.io"))
+		snprintf(out, outsz, "https://registry-1.docker.io");
+	else
+		snprintf(out, outsz, "https://%s", reg);
+}
+
+static int gen_containerd(struct gen *g, struct rp_err *err)
+{
+	char rel[600], up[300], *buf = NULL;
+	size_t len = 0, i;
+	FILE *f;
+
+	/* ca is relative: containerd resolves it against the directory of hosts.toml, so the
+	 * tree works wherever it is copied (/etc/containerd/certs.d, ctr --hosts-dir ...). */
+	for (i = 0; i <= g->nregs; i++) {
+		const char *dir = i == 0 ? g->server : g->regs[i - 1];
+
+		OPEN_MEM(f, buf, len);
+		if (i == 0) {
+			fprintf(f, "# regpress: pulls from %s itself (ctr pull %s/library/NAME:TAG).\n"
+				   "server = \"https://%s\"\n\n",
+				g->server, g->server, g->server);
+		} else {
+			upstream(dir, up, sizeof(up));
+			fprintf(f, "# regpress: pulls of %s/... go to the regpress server %s, which\n"
+				   "# routes them by the ?ns=%s parameter containerd adds for mirrors.\n"
+				   "server = \"%s\"\n\n",
+				dir, g->server, dir, up);
+		}
+		fprintf(f, "[host.\"https://%s\"]\n"
+			   "  capabilities = [\"pull\", \"resolve\"]\n"
+			   "  ca = \"ca.crt\"\n",
+			g->server);
+		snprintf(rel, sizeof(rel), "etc/containerd/certs.d/%s/hosts.toml", dir);
+		if (put_stream(g, rel, f, &buf, &len, err) < 0)
+			return -1;
+		snprintf(rel, sizeof(rel), "etc/containerd/certs.d/%s/ca.crt", dir);
+		if (put(g, rel, g->ca_pem, g->ca_len, err) < 0)
+			return -1;
+	}
+	fprintf(g->readme, "  containerd: config.toml needs\n"
+			   "    [plugins.\"io.containerd.grpc.v1.cri\".registry]\n"
+			   "      config_path = \"/etc/containerd/certs.d\"\n"
+			   "  (ctr: --hosts-dir /etc/containerd/certs.d). No restart needed.\n\n");
+	return 0;
+}
+
+static int gen_docker(struct gen *g, struct rp_err *err)
+{
+	char rel[600], *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	snprintf(rel, sizeof(rel), "etc/docker/certs.d/%s/ca.crt", g->server);
+	if (put(g, rel, g->ca_pem, g->ca_len, err) < 0)
+		return -1;
+	OPEN_MEM(f, buf, len);
+	fprintf(f, "{\n  \"registry-mirrors\": [\"https://%s\"]\n}\n", g->server);
+	if (put_stream(g, "etc/docker/daemon.json", f, &buf, &len, err) < 0)
+		return -1;
+	fprintf(g->readme, "  docker: daemon.json is a snippet: merge \"registry-mirrors\" into an\n"
+			   "  existing /etc/docker/daemon.json, then restart dockerd. Docker mirrors\n"
+			   "  docker.io only; pull other images as %s/<registry>/<name>:<tag>.\n\n",
+		g->server);
+	return 0;
+}
+
+static int gen_podman(struct gen *g, struct rp_err *err)
+{
+	char rel[600], *buf = NULL;
+	size_t len = 0, i;
+	FILE *f;
+
+	snprintf(rel, sizeof(rel), "etc/containers/certs.d/%s/ca.crt", g->server);
+	if (put(g, rel, g->ca_pem, g->ca_len, err) < 0)
+		return -1;
+	OPEN_MEM(f, buf, len);
+	fprintf(f, "# regpress: %s mirrors these registries (containers-registries.conf(5)).\n"
+		   "# A mirror location replaces the registry host in the image name, so\n"
+		   "# docker.io maps to the server's root and REGISTRY to <server>/REGISTRY,\n"
+		   "# which is how the tree names its repositories.\n",
+		g->server);
+	for (i = 0; i < g->nregs; i++) {
+		int dock = !strcmp(g->regs[i], "docker.io");
+
+		fprintf(f, "\n[[registry]]\nprefix = \"%s\"\nlocation = \"%s\"\n\n"
+			   "[[registry.mirror]]\nlocation = \"%s%s%s\"\n",
+			g->regs[i], g->regs[i], g->server, dock ? "" : "/", dock ? "" : g->regs[i]);
+	}
+	if (put_stream(g, "etc/containers/registries.conf.d/50-regpress.conf", f, &buf, &len,
+		       err) < 0)
+		return -1;
+	fprintf(g->readme, "  podman/CRI-O/skopeo/buildah: read at every run; no restart needed.\n\n");
+	return 0;
+}
+
+/* registries.yaml (k3s and rke2 read the same format). */
+static int gen_k3s(struct gen *g, struct rp_err *err)
+{
+	static const char *const dists[] = { "k3s", "rke2" };
+	char rel[600], *buf = NULL;
+	size_t len = 0, i, d;
+	FILE *f;
+
+	for (d = 0; d < 2; d++) {
+		OPEN_MEM(f, buf, len);
+		fprintf(f, "# regpress: %s pulls through %s (k3s/rke2 write containerd hosts.toml\n"
+			   "# from this file at start-up: restart the %s service after a change).\n"
+			   "mirrors:\n",
+			dists[d], g->server, dists[d]);
+		for (i = 0; i <= g->nregs; i++)
+			fprintf(f, "  \"%s\":\n    endpoint:\n      - \"https://%s\"\n",
+				i ? g->regs[i - 1] : g->server, g->server);
+		fprintf(f, "configs:\n  \"%s\":\n    tls:\n      ca_file: /etc/rancher/%s/regpress-ca.crt\n",
+			g->server, dists[d]);
+		snprintf(rel, sizeof(rel), "etc/rancher/%s/registries.yaml", dists[d]);
+		if (put_stream(g, rel, f, &buf, &len, err) < 0)
+			return -1;
+		snprintf(rel, sizeof(rel), "etc/rancher/%s/regpress-ca.crt", dists[d]);
+		if (put(g, rel, g->ca_pem, g->ca_len, err) < 0)
+			return -1;
+	}
+	fprintf(g->readme, "  k3s, rke2: restart the k3s/rke2 (or -agent) service.\n\n");
+	return 0;
+}
+
+static int gen_talos(struct gen *g, struct rp_err *err)
+{
+	char *buf = NULL, *b64 = NULL;
+	size_t len = 0, i;
+	BIO *mem, *enc;
+	long n;
+	FILE *f;
+
+	/* machine.registries.config.<host>.tls.ca holds the PEM, base64-encoded. */
+	mem = BIO_new(BIO_s_mem());
+	enc = BIO_new(BIO_f_base64());
+	if (!mem || !enc) {
+		BIO_free(mem);
+		BIO_free(enc);
+		return rp_errf(err, "out of memory");
+	}
+	BIO_set_flags(enc, BIO_FLAGS_BASE64_NO_NL);
+	enc = BIO_push(enc, mem);
+	if (BIO_write(enc, g->ca_pem, (int)g->ca_len) != (int)g->ca_len || BIO_flush(enc) != 1 ||
+	    (n = BIO_get_mem_data(mem, &b64)) <= 0) {
+		BIO_free_all(enc);
+		return rp_errf(err, "base64: %s", ERR_reason_error_string(ERR_get_error()));
+	}
+	f = open_memstream(&buf, &len);
+	if (!f) {
+		BIO_free_all(enc);
+		return rp_errno(err, "open_memstream");
+	}
+	fprintf(f, "# regpress: Talos machine-config patch: pull through %s.\n"
+		   "#   talosctl patch machineconfig -n NODE --patch @regpress-registries.yaml\n"
+		   "# (or talosctl gen config --config-patch @regpress-registries.yaml)\n"
+		   "machine:\n  registries:\n    mirrors:\n",
+		g->server);
+	for (i = 0; i <= g->nregs; i++)
+		fprintf(f, "      \"%s\":\n        endpoints:\n          - \"https://%s\"\n",
+			i ? g->regs[i - 1] : g->server, g->server);
+	fprintf(f, "    config:\n      \"%s\":\n        tls:\n          ca: \"%.*s\"\n", g->server,
+		(int)n, b64);
+	BIO_free_all(enc);
+	return put_stream(g, "talos/regpress-registries.yaml", f, &buf, &len, err) < 0 ? -1 : 0;
+}
+
+int serve_clientcfg(const struct serve_clientcfg_opts *o, struct rp_err *err)
+{
+	struct gen g = { 0 };
+	unsigned kinds = o->kinds ? o->kinds : SERVE_CLIENT_ALL;
+	char *ca = NULL, *readme = NULL, *server = NULL;
+	size_t ca_len, rlen = 0, i;
+	BIO *b = NULL;
+	X509 *x = NULL;
+	int ret = -1;
+
+	g.o = o;
+	if (!o->server || !serve_clientcfg_host_valid(o->server))
+		return rp_errf(err, "server %s: expected HOST:PORT", o->server ? o->server : "(none)");
+	if (!o->out)
+		return rp_errf(err, "no output directory");
+	for (i = 0; i < o->nregistries; i++)
+		if (!serve_clientcfg_host_valid(o->registries[i]))
+			return rp_errf(err, "registry %s: expected a host name (with :port)",
+				       o->registries[i]);
+	if (rp_read_file(o->ca, 1 << 20, &ca, &ca_len, err) < 0)
+		return rp_err_prefix(err, "CA certificate");
+	b = BIO_new_mem_buf(ca, (int)ca_len);
+	x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (!x) {
+		ERR_clear_error();
+		rp_errf(err, "%s: not a PEM certificate", o->ca);
+		goto out;
+	}
+	X509_free(x);
+	/* Port 443 is what a name without one means; clients then use the bare host. */
+	i = strlen(o->server);
+	server = (i > 4 && !strcmp(o->server + i - 4, ":443")) ? strndup(o->server, i - 4)
+							       : strdup(o->server);
+	g.regs = calloc(o->nregistries + 1, sizeof(*g.regs));
+	if (!server || !g.regs) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	g.server = server;
+	for (i = 0; i < o->nregistries; i++) {
+		if (!strcmp(o->registries[i], server) || !strcmp(o->registries[i], "index.docker.io"))
+			continue;
+		if (!(g.regs[g.nregs++] = strdup(o->registries[i]))) {
+			rp_errf(err, "out of memory");
+			goto out;
+		}
+	}
+	sort_unique(g.regs, &g.nregs);
+	g.ca_pem = ca;
+	g.ca_len = ca_len;
+	g.readme = open_memstream(&readme, &rlen);
+	if (!g.readme) {
+		rp_errno(err, "open_memstream");
+		goto out;
+	}
+	fprintf(g.readme, "Client configuration for the regpress server %s, made by regpress\n"
+			  "client-config. Review, then copy each file to the same path on the client.\n"
+			  "Mirrored registries:", server);
+	for (i = 0; i < g.nregs; i++)
+		fprintf(g.readme, " %s", g.regs[i]);
+	fprintf(g.readme, "%s\n\nFiles:\n", g.nregs ? "" : " (none)");
+	if (((kinds & SERVE_CLIENT_CONTAINERD) && gen_containerd(&g, err) < 0) ||
+	    ((kinds & SERVE_CLIENT_DOCKER) && gen_docker(&g, err) < 0) ||
+	    ((kinds & SERVE_CLIENT_PODMAN) && gen_podman(&g, err) < 0) ||
+	    ((kinds & SERVE_CLIENT_K3S) && gen_k3s(&g, err) < 0) ||
+	    ((kinds & SERVE_CLIENT_TALOS) && gen_talos(&g, err) < 0))
+		goto out;
+	if (fclose(g.readme) != 0) {
+		g.readme = NULL;
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	g.readme = NULL;
+	{
+		char *p = rp_join(o->out, "README.regpress");
+
+		if (!p) {
+			rp_errf(err, "out of memory");
+			goto out;
+		}
+		ret = rp_write_atomic(p, readme, rlen, err);
+		free(p);
+	}
+out:
+	if (g.readme)
+		fclose(g.readme);
+	free(readme);
+	for (i = 0; i < g.nregs; i++)
+		free(g.regs[i]);
+	free(g.regs);
+	free(server);
+	free(ca);
+	return ret;
+}
