@@ -18,7 +18,7 @@ BIN  = $(if $(filter build,$(BUILD)),regpress,$(BUILD)/regpress)
 # Debian package names `make deps` installs when missing (runtime, build and test).
 DEPS = build-essential clang pkg-config libssl-dev libarchive-dev libjansson-dev libzstd-dev \
        zlib1g-dev libdeflate-dev libcmocka-dev lighttpd lighttpd-mod-openssl lighttpd-modules-lua \
-       skopeo umoci containerd curl jq openssl xorriso
+       skopeo umoci containerd curl jq openssl xorriso signify-openbsd python3
 
 .PHONY: all test unit e2e asan demo deps install clean
 all: $(BIN)
@@ -71,17 +71,20 @@ asan:
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 		build-asan/regpress $(UNIT_SRCS:tests/unit/%.c=build-asan/tests/%)
 
-demo: $(BIN)
-	@command -v lighttpd >/dev/null && command -v skopeo >/dev/null && command -v umoci >/dev/null \
-		|| $(MAKE) deps
-	examples/demo.sh "$(CURDIR)/regpress"
+# A fresh machine: install what is missing first, then build, then run the demo.
+demo:
+	@$(MAKE) --no-print-directory deps
+	@$(MAKE) --no-print-directory $(BIN)
+	examples/demo.sh "$(CURDIR)/$(BIN)"
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
 		| grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		sudo=; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	else echo "all dependencies present"; fi
 
 install: $(BIN)
