@@ -184,6 +184,12 @@ static int walk_one(const char *path, const struct stat *st, int type, struct FT
 		const char *name = rel + 13;
 		json_t *b = json_object_get(v->blobs, name);
 
+		if (!b && !rp_hex_valid(name)) {
+			finding(v, VERIFY_PROBLEM, rel, "stray file (not a blob name)");
+			return 0;
+		}
+		/* An unused blob is what rm leaves for gc: normal, unless the tree must be exactly a
+		 * signed snapshot. */
 		if (!b) {
 			finding(v, v->o->pubkey ? VERIFY_PROBLEM : VERIFY_WARNING, rel,
 				"blob not in the snapshot (regpress gc removes it)");
