@@ -47,6 +47,18 @@ const struct src_format *src_detect(const struct ar_index *idx, struct rp_err *e
 	return best;
 }
 
+void src_image_clear(struct src_image *img)
+{
+	size_t i;
+
+	free(img->what);
+	for (i = 0; i < img->nrefs; i++)
+		free(img->refs[i]);
+	free(img->refs);
+	free(img->layers);
+	memset(img, 0, sizeof(*img));
+}
+
 void src_images_free(struct src_images *imgs)
 {
 	size_t i, j;
@@ -62,13 +74,8 @@ void src_images_free(struct src_images *imgs)
 	free(imgs->roots);
 	imgs->roots = NULL;
 	imgs->nroots = 0;
-	for (i = 0; i < imgs->n; i++) {
-		free(imgs->v[i].what);
-		for (j = 0; j < imgs->v[i].nrefs; j++)
-			free(imgs->v[i].refs[j]);
-		free(imgs->v[i].refs);
-		free(imgs->v[i].layers);
-	}
+	for (i = 0; i < imgs->n; i++)
+		src_image_clear(&imgs->v[i]);
 	free(imgs->v);
 	imgs->v = NULL;
 	imgs->n = 0;

@@ -55,6 +55,8 @@ int src_keep(const char *name, int64_t size);
 /* The format that bids highest; error "unrecognized input format" if none does. */
 const struct src_format *src_detect(const struct ar_index *idx, struct rp_err *err);
 void src_images_free(struct src_images *imgs);
+/* Free what one image owns and zero it. */
+void src_image_clear(struct src_image *img);
 
 /* Helpers shared by the formats. */
 int src_add_ref(char ***refs, size_t *n, const char *ref, struct rp_err *err);

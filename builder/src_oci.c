@@ -153,17 +153,17 @@ static int merge_docker_manifest(struct ar_index *idx, struct src_images *out, s
 						err) < 0)
 					goto fail;
 		}
-		if (matched)
+		if (matched) {
+			/* index.json has it: its names were taken above, the rest is not needed. Freed
+			 * now, as a later image may be moved into this slot. */
+			src_image_clear(img);
 			continue;
-		docker.v[keep++] = *img; /* index.json does not reach it: rebuild from manifest.json */
-		memset(img, 0, sizeof(*img));
-	}
-	for (i = keep; i < docker.n; i++) {
-		free(docker.v[i].what);
-		for (j = 0; j < docker.v[i].nrefs; j++)
-			free(docker.v[i].refs[j]);
-		free(docker.v[i].refs);
-		free(docker.v[i].layers);
+		}
+		if (keep != i) {
+			docker.v[keep] = *img; /* index.json does not reach it: rebuild from manifest.json */
+			memset(img, 0, sizeof(*img));
+		}
+		keep++;
 	}
 	docker.n = keep;
 	out->v = docker.v;
@@ -192,6 +192,12 @@ static int oci_read(struct ar_index *idx, struct src_images *out, struct rp_err 
 	list = json_object_get(index, "manifests");
 	if (!json_is_object(index) || !json_is_array(list)) {
 		rp_errf(err, "'%s': index.json is not an OCI image index", idx->display);
+		goto out;
+	}
+	/* An empty index with no manifest.json beside it would add nothing: the input is not what
+	 * the user meant (manifest.json's "[]" is an error too). */
+	if (json_array_size(list) == 0 && !ar_find(idx, "manifest.json")) {
+		rp_errf(err, "'%s': index.json lists no manifests", idx->display);
 		goto out;
 	}
 	if (json_array_size(list) > MAX_ROOTS) {

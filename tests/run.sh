@@ -12,7 +12,7 @@ BIN='' UNIT_DIR='' ASAN_BIN='' ASAN_UNIT_DIR='' ONLY='*'
 
 # e2e scripts that also run under ASan: the cheap ones (all of them so far: 10 ~30 s, 20 ~15 s,
 # 30 ~60 s). Others are listed as skipped, by name.
-ASAN_E2E=('10-*' '20-*' '30-*')
+ASAN_E2E=('10-*' '20-*' '30-*' '42-*' '45-*')
 # Per-script limit, and a budget for the whole run (it must stay under 15 minutes on 2 cores):
 # a script that would start past the budget is reported as a failure, not skipped quietly.
 E2E_TIMEOUT=${E2E_TIMEOUT:-300}
