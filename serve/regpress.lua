@@ -215,18 +215,14 @@ if kind == "tags" then
 		unknown("NAME_UNKNOWN", "repository")
 end
 
--- The descriptors of an OCI index's "manifests" array, as the JSON text of each (for filtering
--- without a JSON library). A scan that tracks strings and nesting depth, so braces or commas in
--- annotation values do not split a descriptor.
-local function index_descriptors(body)
-	local start = body:find('"manifests":%[')
-	if not start then
-		return nil
-	end
-	local i = body:find("[", start, true) + 1
-	local out, depth, instr, esc, from = {}, 0, false, false, nil
-	while i <= #body do
-		local c = body:sub(i, i)
+-- Walk JSON text from position i, outside strings: visit(c, i, depth) for each bracket ('{', '[',
+-- '}', ']', with the depth inside it) and visit('"', i, depth, s, e) for each string (its contents
+-- are text:sub(s, e), escapes left as they are). Stops when visit returns a value, and returns it.
+-- Tracking strings and depth means braces or commas in annotation values never split anything.
+local function json_walk(text, i, visit)
+	local depth, instr, esc, s = 0, false, false, nil
+	while i <= #text do
+		local c, got = text:sub(i, i), nil
 		if instr then
 			if esc then
 				esc = false
@@ -234,53 +230,52 @@ local function index_descriptors(body)
 				esc = true
 			elseif c == '"' then
 				instr = false
+				got = visit('"', i, depth, s, i - 1)
 			end
 		elseif c == '"' then
-			instr = true
-		elseif c == "{" then
-			if depth == 0 then
-				from = i
-			end
+			instr, s = true, i + 1
+		elseif c == "{" or c == "[" then
 			depth = depth + 1
-		elseif c == "}" then
+			got = visit(c, i, depth)
+		elseif c == "}" or c == "]" then
+			got = visit(c, i, depth)
 			depth = depth - 1
-			if depth == 0 then
-				out[#out + 1] = body:sub(from, i)
-			end
-		elseif c == "]" and depth == 0 then
-			return out
+		end
+		if got ~= nil then
+			return got
 		end
 		i = i + 1
 	end
 	return nil
 end
 
+-- The descriptors of an OCI index's "manifests" array, as the JSON text of each (for filtering
+-- without a JSON library); nil if the array is absent or unterminated.
+local function index_descriptors(body)
+	local start = body:find('"manifests":%[')
+	if not start then
+		return nil
+	end
+	local out, from = {}, nil
+	-- depth 1 is the array itself, 2 a descriptor.
+	return json_walk(body, body:find("[", start, true), function(c, i, depth)
+		if c == "{" and depth == 2 then
+			from = i
+		elseif c == "}" and depth == 2 then
+			out[#out + 1] = body:sub(from, i)
+		elseif c == "]" and depth == 1 then
+			return out
+		end
+	end)
+end
+
 -- The value of a descriptor's top-level string member `key` (nil when absent).
 local function top_string(desc, key)
-	local depth, instr, esc, i, s = 0, false, false, 1, nil
-	while i <= #desc do
-		local c = desc:sub(i, i)
-		if instr then
-			if esc then
-				esc = false
-			elseif c == "\\" then
-				esc = true
-			elseif c == '"' then
-				instr = false
-				if depth == 1 and desc:sub(s, i - 1) == key and desc:sub(i + 1, i + 1) == ":" then
-					return desc:match('^"([^"\\]*)"', i + 2)
-				end
-			end
-		elseif c == '"' then
-			instr, s = true, i + 1
-		elseif c == "{" or c == "[" then
-			depth = depth + 1
-		elseif c == "}" or c == "]" then
-			depth = depth - 1
+	return json_walk(desc, 1, function(c, i, depth, s, e)
+		if c == '"' and depth == 1 and desc:sub(s, e) == key and desc:sub(i + 1, i + 1) == ":" then
+			return desc:match('^"([^"\\]*)"', i + 2) or false
 		end
-		i = i + 1
-	end
-	return nil
+	end) or nil
 end
 
 local EMPTY_INDEX = '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}'

@@ -54,31 +54,8 @@ check "regpress certs for 127.0.0.1 and localhost" \
 mkdir -p "$CERTS/trust" && cp "$CERTS/ca.crt" "$CERTS/trust/ca.crt"
 export CERTS
 
-# e2e_serve with an access log, to see the ?ns= requests: the harness's server takes no extra
-# options, so run this one the same way by hand.
-serve_logged() {
-	local _
-	for _ in 1 2 3; do
-		PORT=$(e2e_free_port)
-		SERVE_LOG=$T/serve-$PORT.log
-		e2e_spawn "$SERVE_LOG" "$REGPRESS" serve "$T/tree" --cert "$CERTS/server.crt" \
-			--key "$CERTS/server.key" --listen "127.0.0.1:$PORT" --access-log "$T/access.log"
-		SERVE_PID=$E2E_SPAWNED
-		if e2e_wait_for "$E2E_WAIT_TENTHS" curl -fsS -o /dev/null --max-time 2 --cacert "$CERTS/ca.crt" \
-			"https://127.0.0.1:$PORT/v2/"; then
-			_e2e_adopt "$(e2e_descendants "$SERVE_PID")"
-			REG=127.0.0.1:$PORT
-			URL=https://$REG
-			export PORT URL REG SERVE_PID SERVE_LOG
-			return 0
-		fi
-		e2e_stop "$SERVE_PID" || true
-		grep -qi 'address already in use' "$SERVE_LOG" || break
-	done
-	cat "$SERVE_LOG"
-	e2e_die "regpress serve did not come up"
-}
-serve_logged
+# An access log, to see the ?ns= requests.
+e2e_serve "$T/tree" --access-log "$T/access.log"
 
 GEN=$T/client
 check "client-config --for containerd --tree: direct and one mirror per registry" \

@@ -10,7 +10,7 @@
 #   e2e_certs DIR        DIR/{ca.crt,ca.key,server.crt,server.key}, plus DIR/trust/ca.crt (a directory
 #                        holding only the CA, for skopeo --src-cert-dir / --cert-dir)
 #   e2e_fixtures DIR     tiny docker-archive tarballs, see e2e_fixtures below
-#   e2e_serve TREE       runs `regpress serve` on a free 127.0.0.1 port; exports $PORT $URL $REG
+#   e2e_serve TREE [OPT] runs `regpress serve` on a free 127.0.0.1 port; exports $PORT $URL $REG
 #                        $SERVE_PID $CERTS $CA_DIR
 #   e2e_containerd       throwaway containerd; exports $CTR_SOCK $HOSTS (hosts.toml for 127.0.0.1:$PORT)
 #   e2e_hosts NAME       $HOSTS/NAME/hosts.toml pointing at the server (NAME=docker.io: mirror mode)
@@ -563,10 +563,12 @@ _e2e_make_fixtures_in() {
 # ---------------------------------------------------------------------------------------------
 # server
 
-# e2e_serve TREE: `regpress serve` in the background on a free port of 127.0.0.1 with certificates
-# from $CERTS (made in $T/certs when unset); waits until /v2/ answers over TLS.
+# e2e_serve TREE [OPTION...]: `regpress serve` in the background on a free port of 127.0.0.1 with
+# certificates from $CERTS (made in $T/certs when unset), plus any further serve OPTIONs (e.g.
+# --access-log FILE); waits until /v2/ answers over TLS.
 e2e_serve() {
 	local tree=$1 _
+	shift
 	: "${T:?e2e_tmpdir first}"
 	CERTS=${CERTS:-$T/certs}
 	CA_DIR=$CERTS/trust
@@ -577,7 +579,7 @@ e2e_serve() {
 		PORT=$(e2e_free_port)
 		SERVE_LOG=$T/serve-$PORT.log
 		e2e_spawn "$SERVE_LOG" "$REGPRESS" serve "$tree" --cert "$CERTS/server.crt" \
-			--key "$CERTS/server.key" --listen "127.0.0.1:$PORT"
+			--key "$CERTS/server.key" --listen "127.0.0.1:$PORT" "$@"
 		SERVE_PID=$E2E_SPAWNED
 		if _e2e_wait_served; then
 			_e2e_adopt "$(e2e_descendants "$SERVE_PID")"
