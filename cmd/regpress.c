@@ -1,6 +1,7 @@
 /* regpress: main and the command table. */
 #include "cmd.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -16,10 +17,14 @@ static const struct command commands[] = {
 	{ "rm", cmd_rm, "remove tags or manifests from a tree" },
 	{ "gc", cmd_gc, "delete blobs a tree no longer uses" },
 	{ "serve", cmd_serve, "serve a tree over TLS with lighttpd" },
+	{ "certs", cmd_certs, "make a CA and a server certificate for serve" },
+	{ "client-config", cmd_client_config, "write client trust and mirror configuration" },
 	{ "snapshot", cmd_snapshot, "print (and sign) a tree's snapshot" },
 	{ "verify", cmd_verify, "check a tree against its snapshot (and signature)" },
 	{ "diff", cmd_diff, "compare two snapshots: tags and blobs added and removed" },
 	{ "keygen", cmd_keygen, "create an Ed25519 signing key pair (signify format)" },
+	{ "media", cmd_media, "split a tree (or a delta) into DVD/BD volumes and ISO images" },
+	{ "import", cmd_import, "verify volumes and import them into a tree" },
 };
 
 static void usage(FILE *out)
@@ -29,13 +34,24 @@ static void usage(FILE *out)
 	fprintf(out, "usage: regpress <command> [options] [args]\n\n"
 		     "Precomputed, read-only OCI registries for air-gapped sites.\n\ncommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n'regpress <command> --help' describes a command.\n");
 }
 
+/* Messages quote names taken from the input (tar entries, RepoTags): control characters are
+ * shown escaped, so a hostile name cannot split the one-line message or drive the terminal. */
 int cmd_fail(const char *cmd, const struct rp_err *err)
 {
-	fprintf(stderr, "regpress %s: %s\n", cmd, err->msg);
+	const unsigned char *p;
+
+	fprintf(stderr, "regpress %s: ", cmd);
+	for (p = (const unsigned char *)err->msg; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			fprintf(stderr, "\\x%02x", *p);
+		else
+			fputc(*p, stderr);
+	}
+	fputc('\n', stderr);
 	return 1;
 }
 
@@ -55,6 +71,9 @@ int main(int argc, char **argv)
 {
 	size_t i;
 
+	/* A write past RLIMIT_FSIZE then fails with EFBIG, which is reported and rolled back like a
+	 * full disk, instead of killing the process. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

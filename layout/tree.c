@@ -21,7 +21,12 @@
 
 #define STAGING ".regpress-tmp"
 #define OCI_LAYOUT "{\"imageLayoutVersion\":\"1.0.0\"}"
-#define BLOB_BUF (1u << 20)
+/* Blob writes go to the kernel in pieces this size: measured here, write(2) from a 1 MiB buffer
+ * costs 3-4x the kernel CPU of 128 KiB pieces (the copy into the page cache falls out of L2). */
+#define BLOB_BUF (128u << 10)
+/* Every this many bytes a blob's pages are handed to writeback (sync_file_range), so the disk
+ * works while the build computes, and the flush before publishing finds little left to do. */
+#define BLOB_WRITEBACK (8u << 20)
 
 struct layout_tree {
 	char *path;
@@ -29,13 +34,26 @@ struct layout_tree {
 	char *staged_blobs; /* TREE/.regpress-tmp/blobs: complete blobs, named by hex */
 	char *scratch;	   /* TREE/.regpress-tmp/scratch */
 	int dirfd;	   /* holds the flock */
-	int created;	   /* the tree directory did not exist before */
+	int created;	   /* the tree directory did not exist before: how many levels of it */
 	struct timespec root_mtime;
 	char **lines; /* the state: snapshot records without the header */
 	size_t nlines, cap;
 	unsigned long next_tmp;
 	char snapshot_id[RP_HEX_LEN + 1];
 	json_t *cache_new; /* "ns/key" -> "value", written at commit */
+	/* What a commit changed outside the staging area before its publishing rename (blobs and
+	 * cache entries moved in, directories made or touched): undone if it fails there. */
+	struct undo *undo;
+	size_t nundo, undocap;
+	int published; /* the publishing rename happened: nothing to undo any more */
+};
+
+enum undo_kind { UNDO_UNLINK, UNDO_RMDIR, UNDO_TIMES };
+
+struct undo {
+	enum undo_kind kind;
+	char *path;
+	struct timespec times[2]; /* UNDO_TIMES: atime and mtime to put back */
 };
 
 struct layout_blob {
@@ -44,6 +62,8 @@ struct layout_blob {
 	int fd;
 	struct rp_sha256 hash;
 	uint64_t size;
+	uint64_t written, flushed; /* bytes written to fd, and handed to writeback */
+	int caller_hash;	   /* layout_blob_hashed_by_caller() */
 	unsigned char *buf;
 	size_t used;
 };
@@ -61,6 +81,107 @@ const char *layout_scratch_dir(const struct layout_tree *t)
 const char *layout_snapshot_id(const struct layout_tree *t)
 {
 	return t->snapshot_id;
+}
+
+/* ---- the undo log of a commit's steps before its publishing rename ---- */
+
+static int undo_push(struct layout_tree *t, enum undo_kind kind, const char *path,
+		     const struct stat *st, struct rp_err *err)
+{
+	struct undo *u;
+
+	if (t->nundo == t->undocap) {
+		size_t cap = t->undocap ? t->undocap * 2 : 64;
+
+		u = realloc(t->undo, cap * sizeof(*u));
+		if (!u)
+			return rp_errf(err, "out of memory");
+		t->undo = u;
+		t->undocap = cap;
+	}
+	u = &t->undo[t->nundo];
+	u->kind = kind;
+	u->path = strdup(path);
+	if (!u->path)
+		return rp_errf(err, "out of memory");
+	if (st) {
+		u->times[0] = st->st_atim;
+		u->times[1] = st->st_mtim;
+	}
+	t->nundo++;
+	return 0;
+}
+
+static void undo_clear(struct layout_tree *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->nundo; i++)
+		free(t->undo[i].path);
+	free(t->undo);
+	t->undo = NULL;
+	t->nundo = t->undocap = 0;
+}
+
+/* Take back, newest first, what the log records: the tree is as it was before the commit. */
+static void undo_run(struct layout_tree *t)
+{
+	size_t i;
+
+	for (i = t->nundo; i-- > 0;) {
+		struct undo *u = &t->undo[i];
+
+		if (u->kind == UNDO_UNLINK)
+			unlink(u->path);
+		else if (u->kind == UNDO_RMDIR)
+			rmdir(u->path);
+		else
+			utimensat(AT_FDCWD, u->path, u->times, AT_SYMLINK_NOFOLLOW);
+	}
+	undo_clear(t);
+}
+
+static int path_up(char *p);
+
+/* Before a commit adds entries to dir: log its times, or make it (and its missing parents, the
+ * tree root being there) and log its removal. */
+static int undo_prepare_dir(struct layout_tree *t, const char *dir, struct rp_err *err)
+{
+	struct stat st;
+	char *parent;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < t->nundo; i++)
+		if (t->undo[i].kind != UNDO_UNLINK && !strcmp(t->undo[i].path, dir))
+			return 0;
+	if (stat(dir, &st) == 0)
+		return undo_push(t, UNDO_TIMES, dir, &st, err);
+	if (errno != ENOENT)
+		return rp_errno(err, "'%s'", dir);
+	parent = strdup(dir);
+	if (!parent)
+		return rp_errf(err, "out of memory");
+	rc = path_up(parent) ? undo_prepare_dir(t, parent, err) : 0;
+	free(parent);
+	if (rc < 0 || rp_mkdirs(dir, err) < 0)
+		return -1;
+	return undo_push(t, UNDO_RMDIR, dir, NULL, err);
+}
+
+/* Move a staged file to its place in the tree (no file there yet), logged for undo. */
+static int undo_rename(struct layout_tree *t, const char *src, const char *dst,
+		       struct rp_err *err)
+{
+	struct stat st;
+	int existed = lstat(dst, &st) == 0;
+
+	if (!existed && undo_push(t, UNDO_UNLINK, dst, NULL, err) < 0)
+		return -1;
+	rp_crash_point();
+	if (rename(src, dst) < 0)
+		return rp_errno(err, "cannot move '%s' to '%s'", src, dst);
+	return 0;
 }
 
 static int add_line(struct layout_tree *t, char *line, struct rp_err *err)
@@ -125,6 +246,53 @@ out:
 	return rc;
 }
 
+/* Cut the last component (and the slashes after it) off a path; 0 if nothing is left above it. */
+static int path_up(char *p)
+{
+	size_t n = strlen(p);
+
+	while (n > 1 && p[n - 1] == '/')
+		p[--n] = '\0';
+	while (n > 0 && p[n - 1] != '/')
+		n--;
+	while (n > 1 && p[n - 1] == '/')
+		n--;
+	p[n] = '\0';
+	return n > 0;
+}
+
+/* How many trailing components of path do not exist (path itself does not). */
+static int missing_levels(const char *path)
+{
+	char *p = strdup(path);
+	struct stat st;
+	int n = 1;
+
+	while (p && path_up(p) && stat(p, &st) < 0)
+		n++;
+	free(p);
+	return n;
+}
+
+static int install_derived(struct layout_tree *t, const char *id, struct rp_err *err);
+static int fix_times(struct layout_tree *t, struct rp_err *err);
+
+/* A staging area left by a killed writer: if the writer got as far as its publishing rename, it
+ * left index.json (and oci-layout) for the published snapshot there: put them in place, and the
+ * times it had not yet fixed. Anything else in it was never published and is garbage. */
+static int recover(struct layout_tree *t, struct rp_err *err)
+{
+	struct stat st;
+
+	if (lstat(t->staging, &st) < 0 || !t->snapshot_id[0])
+		return 0;
+	if (install_derived(t, t->snapshot_id, err) < 0 || fix_times(t, err) < 0)
+		return -1;
+	t->root_mtime.tv_sec = rp_epoch(); /* put back by layout_close */
+	t->root_mtime.tv_nsec = 0;
+	return 0;
+}
+
 int layout_open(const char *path, struct layout_tree **out, struct rp_err *err)
 {
 	struct layout_tree *t = calloc(1, sizeof(*t));
@@ -142,9 +310,9 @@ int layout_open(const char *path, struct layout_tree **out, struct rp_err *err)
 			rp_errno(err, "'%s'", path);
 			goto fail;
 		}
+		t->created = missing_levels(path);
 		if (rp_mkdirs(path, err) < 0)
 			goto fail;
-		t->created = 1;
 		if (stat(path, &st) < 0) {
 			rp_errno(err, "'%s'", path);
 			goto fail;
@@ -177,9 +345,14 @@ int layout_open(const char *path, struct layout_tree **out, struct rp_err *err)
 		if (!has_snapshot && (d = fdopendir(dup(t->dirfd)))) {
 			struct dirent *e;
 
+			/* blobs/ and cache/ without registry/: a first build killed while
+			 * publishing; its next build finishes the job. An import waiting for
+			 * more volumes keeps its files in .regpress-import/. */
 			while ((e = readdir(d)))
 				if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-				    strcmp(e->d_name, STAGING))
+				    strcmp(e->d_name, STAGING) && strcmp(e->d_name, "blobs") &&
+				    strcmp(e->d_name, "cache") &&
+				    strcmp(e->d_name, ".regpress-import")) /* layout/media.h */
 					empty = 0;
 			closedir(d);
 			if (!empty) {
@@ -193,11 +366,10 @@ int layout_open(const char *path, struct layout_tree **out, struct rp_err *err)
 	t->scratch = t->staging ? rp_join(t->staging, "scratch") : NULL;
 	if (!t->staged_blobs || !t->scratch)
 		goto oom;
-	/* Left by a writer that was killed: it never published, so it is garbage. */
+	if (load_snapshot(t, err) < 0 || recover(t, err) < 0)
+		goto fail;
 	if (rp_rmtree(t->staging, err) < 0 || rp_mkdirs(t->staged_blobs, err) < 0 ||
 	    rp_mkdirs(t->scratch, err) < 0)
-		goto fail;
-	if (load_snapshot(t, err) < 0)
 		goto fail;
 	*out = t;
 	return 0;
@@ -214,6 +386,7 @@ void layout_close(struct layout_tree *t)
 
 	if (!t)
 		return;
+	undo_run(t); /* a commit that failed before its publishing rename */
 	if (t->staging) {
 		struct timespec ts[2];
 
@@ -224,8 +397,15 @@ void layout_close(struct layout_tree *t)
 		if (t->dirfd >= 0)
 			futimens(t->dirfd, ts);
 	}
-	if (t->created && t->snapshot_id[0] == '\0')
-		rmdir(t->path); /* we made it and published nothing: leave no trace */
+	if (t->created && t->snapshot_id[0] == '\0') {
+		/* We made it (and the parents that were missing) and published nothing: leave no
+		 * trace. rmdir only removes empty directories, so nothing else can go. */
+		int level;
+
+		for (level = 0; level < t->created; level++)
+			if (rmdir(t->path) < 0 || !path_up(t->path))
+				break;
+	}
 	if (t->dirfd >= 0)
 		close(t->dirfd); /* releases the lock */
 	for (i = 0; i < t->nlines; i++)
@@ -305,7 +485,14 @@ static int blob_flush(struct layout_blob *b, struct rp_err *err)
 		}
 		off += (size_t)n;
 	}
+	b->written += b->used;
 	b->used = 0;
+	if (b->written - b->flushed >= BLOB_WRITEBACK) {
+		/* Only starts writeback (no wait); failure just leaves it to the flush at commit. */
+		sync_file_range(b->fd, (off64_t)b->flushed, (off64_t)(b->written - b->flushed),
+				SYNC_FILE_RANGE_WRITE);
+		b->flushed = b->written;
+	}
 	return 0;
 }
 
@@ -313,7 +500,8 @@ int layout_blob_write(struct layout_blob *b, const void *buf, size_t len, struct
 {
 	const unsigned char *p = buf;
 
-	rp_sha256_update(&b->hash, buf, len);
+	if (!b->caller_hash)
+		rp_sha256_update(&b->hash, buf, len);
 	b->size += len;
 	while (len) {
 		size_t n = BLOB_BUF - b->used;
@@ -344,6 +532,11 @@ void layout_blob_free(struct layout_blob *b)
 	free(b);
 }
 
+void layout_blob_hashed_by_caller(struct layout_blob *b)
+{
+	b->caller_hash = 1;
+}
+
 int layout_blob_finish(struct layout_blob *b, char hex[RP_HEX_LEN + 1], uint64_t *size,
 		       struct rp_err *err)
 {
@@ -353,7 +546,12 @@ int layout_blob_finish(struct layout_blob *b, char hex[RP_HEX_LEN + 1], uint64_t
 
 	if (blob_flush(b, err) < 0)
 		goto out;
-	rp_sha256_final(&b->hash, hex);
+	if (!b->caller_hash)
+		rp_sha256_final(&b->hash, hex);
+	else if (!rp_hex_valid(hex)) {
+		rp_errf(err, "invalid digest '%s'", hex);
+		goto out;
+	}
 	if (size)
 		*size = b->size;
 	ts[0].tv_sec = ts[1].tv_sec = rp_epoch();
@@ -397,6 +595,33 @@ int layout_put_blob(struct layout_tree *t, const void *buf, size_t len, char hex
 		return -1;
 	}
 	return layout_blob_finish(b, hex, NULL, err);
+}
+
+int layout_blob_adopt(struct layout_tree *t, const char *path, const char *hex,
+		      struct rp_err *err)
+{
+	struct timespec ts[2];
+	char *dst;
+	int rc = 0;
+
+	if (!rp_hex_valid(hex))
+		return rp_errf(err, "invalid digest '%s'", hex);
+	if (layout_has_blob(t, hex)) {
+		unlink(path);
+		return 0;
+	}
+	ts[0].tv_sec = ts[1].tv_sec = rp_epoch();
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	if (chmod(path, RP_FILE_MODE) < 0 || utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) < 0)
+		return rp_errno(err, "cannot set mode or time of '%s'", path);
+	dst = rp_join(t->staged_blobs, hex);
+	if (!dst)
+		return rp_errf(err, "out of memory");
+	rp_crash_point();
+	if (rename(path, dst) < 0)
+		rc = rp_errno(err, "cannot stage blob '%s'", path);
+	free(dst);
+	return rc;
 }
 
 static int record(struct layout_tree *t, const char *kind, const char *repo, const char *hex,
@@ -566,7 +791,8 @@ static int check_blobs(const struct layout_tree *t, const struct snapshot *s, st
 	return 0;
 }
 
-static int cache_flush(struct layout_tree *t, struct rp_err *err);
+static int cache_stage(struct layout_tree *t, struct rp_err *err);
+static int cache_publish(struct layout_tree *t, struct rp_err *err);
 
 /* Move staged blobs into blobs/sha256/. Adding blobs never changes what is served. */
 static int publish_blobs(struct layout_tree *t, struct rp_err *err)
@@ -580,7 +806,7 @@ static int publish_blobs(struct layout_tree *t, struct rp_err *err)
 		rp_errno(err, "cannot read '%s'", t->staged_blobs);
 		goto out;
 	}
-	if (rp_mkdirs(dst_dir, err) < 0)
+	if (undo_prepare_dir(t, dst_dir, err) < 0)
 		goto out;
 	while ((e = readdir(d))) {
 		char *src, *dst;
@@ -590,10 +816,7 @@ static int publish_blobs(struct layout_tree *t, struct rp_err *err)
 			continue;
 		src = rp_join(t->staged_blobs, e->d_name);
 		dst = rp_join(dst_dir, e->d_name);
-		rp_crash_point();
-		r = src && dst ? rename(src, dst) : -1;
-		if (r < 0)
-			rp_errno(err, "cannot move blob into '%s'", dst_dir);
+		r = src && dst ? undo_rename(t, src, dst, err) : rp_errf(err, "out of memory");
 		free(src);
 		free(dst);
 		if (r < 0)
@@ -606,6 +829,9 @@ out:
 	free(dst_dir);
 	return rc;
 }
+
+static int stage_derived(struct layout_tree *t, const struct commit_sink *cs, const char *id,
+			 struct rp_err *err);
 
 static char *snapshot_text(const struct layout_tree *t)
 {
@@ -628,7 +854,7 @@ int layout_commit(struct layout_tree *t, struct rp_err *err)
 	struct commit_sink cs = { t, NULL, 0 };
 	struct view_sink sink = { commit_file, commit_blob, read_blob, &cs };
 	struct snapshot snap = { NULL, 0, "" };
-	char *text = NULL, *view = NULL, *live = NULL, *path = NULL;
+	char *text = NULL, *view = NULL, *live = NULL;
 	struct stat st;
 	int rc = -1;
 
@@ -644,12 +870,16 @@ int layout_commit(struct layout_tree *t, struct rp_err *err)
 	    check_blobs(t, &snap, err) < 0 || rp_mkdirs(view, err) < 0 ||
 	    view_emit(text, &snap, &sink, err) < 0 || rp_fix_dir_mtimes(view, err) < 0)
 		goto out;
+	/* index.json, oci-layout and cache entries are staged too, so that a full disk fails the
+	 * commit here, where it can be undone, and what follows the publishing rename is renames. */
+	if (stage_derived(t, &cs, snap.id, err) < 0 || cache_stage(t, err) < 0)
+		goto out;
 	/* Everything new reaches the disk before the rename that makes it visible. */
 	if (syncfs(t->dirfd) < 0) {
 		rp_errno(err, "cannot sync '%s'", t->path);
 		goto out;
 	}
-	if (publish_blobs(t, err) < 0 || cache_flush(t, err) < 0)
+	if (publish_blobs(t, err) < 0 || cache_publish(t, err) < 0)
 		goto out;
 	rp_crash_point();
 	if (lstat(live, &st) == 0) {
@@ -661,23 +891,17 @@ int layout_commit(struct layout_tree *t, struct rp_err *err)
 		rp_errno(err, "cannot publish '%s'", live);
 		goto out;
 	}
+	t->published = 1;
+	undo_clear(t);
 	fsync(t->dirfd);
 	memcpy(t->snapshot_id, snap.id, sizeof(snap.id));
-	path = rp_join(t->path, "index.json");
-	if (!path || rp_write_atomic(path, cs.index_json, cs.index_len, err) < 0)
-		goto out;
-	free(path);
-	path = rp_join(t->path, "oci-layout");
-	if (!path || (access(path, F_OK) < 0 &&
-		      rp_write_atomic(path, OCI_LAYOUT, strlen(OCI_LAYOUT), err) < 0))
+	/* A crash from here on leaves index.json for the new snapshot in staging; the next writer
+	 * puts it in place (recover). */
+	if (install_derived(t, snap.id, err) < 0)
 		goto out;
 	/* The old view now sits in staging; drop it with the rest of the staging area. */
 	rp_crash_point();
-	if (rp_rmtree(t->staging, err) < 0)
-		goto out;
-	free(path);
-	path = rp_join(t->path, "blobs");
-	if (!path || rp_fix_dir_mtimes(path, err) < 0 || rp_set_mtime(t->path, err) < 0)
+	if (rp_rmtree(t->staging, err) < 0 || fix_times(t, err) < 0 || rp_set_mtime(t->path, err) < 0)
 		goto out;
 	free(t->staging);
 	t->staging = NULL; /* nothing left to abort; layout_close must not touch the root's time */
@@ -688,7 +912,82 @@ out:
 	free(text);
 	free(view);
 	free(live);
-	free(path);
+	return rc;
+}
+
+/* The staged copy of derived file name (index.json, oci-layout) for snapshot id. */
+static char *derived_path(const struct layout_tree *t, const char *name, const char *id)
+{
+	char *p = NULL;
+
+	if (asprintf(&p, "%s/%s-%s", t->staging, name, id) < 0)
+		return NULL;
+	return p;
+}
+
+/* Stage index.json, and oci-layout when the tree has none, for snapshot id. */
+static int stage_derived(struct layout_tree *t, const struct commit_sink *cs, const char *id,
+			 struct rp_err *err)
+{
+	char *idx = derived_path(t, "index.json", id), *layout = derived_path(t, "oci-layout", id);
+	char *live = rp_join(t->path, "oci-layout");
+	int rc = -1;
+
+	if (!idx || !layout || !live)
+		rp_errf(err, "out of memory");
+	else if (rp_write_new(idx, cs->index_json, cs->index_len, err) == 0 &&
+		 (access(live, F_OK) == 0 ||
+		  rp_write_new(layout, OCI_LAYOUT, strlen(OCI_LAYOUT), err) == 0))
+		rc = 0;
+	free(idx);
+	free(layout);
+	free(live);
+	return rc;
+}
+
+/* Put the staged oci-layout and index.json for snapshot id in place, if staged. */
+static int install_derived(struct layout_tree *t, const char *id, struct rp_err *err)
+{
+	static const char *const names[] = { "oci-layout", "index.json" };
+	size_t i;
+	int rc = 0, moved = 0;
+
+	for (i = 0; rc == 0 && i < sizeof(names) / sizeof(names[0]); i++) {
+		char *src = derived_path(t, names[i], id), *dst = rp_join(t->path, names[i]);
+
+		if (!src || !dst) {
+			rc = rp_errf(err, "out of memory");
+		} else if (access(src, F_OK) == 0) {
+			rp_crash_point();
+			if (rename(src, dst) < 0)
+				rc = rp_errno(err, "cannot rename '%s' to '%s'", src, dst);
+			moved = 1;
+		}
+		free(src);
+		free(dst);
+	}
+	if (moved)
+		fsync(t->dirfd);
+	return rc;
+}
+
+/* Directory times under blobs/ and cache/ (renames into them touched them). */
+static int fix_times(struct layout_tree *t, struct rp_err *err)
+{
+	static const char *const dirs[] = { "blobs", "cache" };
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		char *p = rp_join(t->path, dirs[i]);
+		struct stat st;
+
+		if (!p)
+			rc = rp_errf(err, "out of memory");
+		else if (lstat(p, &st) == 0)
+			rc = rp_fix_dir_mtimes(p, err);
+		free(p);
+	}
 	return rc;
 }
 
@@ -696,12 +995,26 @@ int layout_put_signature(struct layout_tree *t, const char *sig, size_t len, str
 {
 	char *path = rp_join(t->path, "registry/snapshot.sig");
 	char *dir = rp_join(t->path, "registry");
+	char *tmp = t->staging ? rp_join(t->staging, "snapshot.sig") : NULL;
 	int rc = -1;
 
-	if (!path || !dir)
+	/* Written in the staging area, then renamed: a crash leaves no stray file in registry/. */
+	if (!t->staging) {
+		rp_errf(err, "'%s': signing after a commit needs the tree opened again", t->path);
+	} else if (!path || !dir || !tmp) {
 		rp_errf(err, "out of memory");
-	else if (rp_write_atomic(path, sig, len, err) == 0)
-		rc = rp_set_mtime(dir, err); /* adding the file touched it */
+	} else if (rp_write_new(tmp, sig, len, err) == 0) {
+		if (syncfs(t->dirfd) < 0) {
+			rp_errno(err, "cannot sync '%s'", t->path);
+		} else {
+			rp_crash_point();
+			if (rename(tmp, path) < 0)
+				rp_errno(err, "cannot rename '%s' to '%s'", tmp, path);
+			else
+				rc = rp_set_mtime(dir, err); /* adding the file touched it */
+		}
+	}
+	free(tmp);
 	free(path);
 	free(dir);
 	return rc;
@@ -960,6 +1273,7 @@ int layout_gc(struct layout_tree *t, uint64_t *files, uint64_t *bytes, struct rp
 		if (e->d_name[0] == '.' || json_object_get(g.used, e->d_name))
 			continue;
 		p = rp_join(dir, e->d_name);
+		rp_crash_point();
 		if (p && lstat(p, &st) == 0 && unlink(p) == 0) {
 			(*files)++;
 			*bytes += (uint64_t)st.st_size;
@@ -1062,9 +1376,9 @@ int layout_cache_put(struct layout_tree *t, const char *ns, const char *key, con
 									 : 0;
 }
 
-/* Written after the blobs they name are published; a crash before leaves a cache that merely
- * lacks entries. */
-static int cache_flush(struct layout_tree *t, struct rp_err *err)
+/* Cache entries are staged at commit (TREE/.regpress-tmp/cache/NS/KEY) and moved in after the
+ * blobs they name: a crash before leaves a cache that merely lacks entries. */
+static int cache_stage(struct layout_tree *t, struct rp_err *err)
 {
 	const char *rel;
 	json_t *v;
@@ -1072,21 +1386,43 @@ static int cache_flush(struct layout_tree *t, struct rp_err *err)
 	json_object_foreach(t->cache_new, rel, v) {
 		char path[PATH_MAX], body[256];
 
-		snprintf(path, sizeof(path), "%s/cache/%s", t->path, rel);
+		snprintf(path, sizeof(path), "%s/cache/%s", t->staging, rel);
 		*strrchr(path, '/') = '\0';
 		if (rp_mkdirs(path, err) < 0)
 			return -1;
-		snprintf(path, sizeof(path), "%s/cache/%s", t->path, rel);
+		snprintf(path, sizeof(path), "%s/cache/%s", t->staging, rel);
 		snprintf(body, sizeof(body), "%s\n", json_string_value(v));
-		if (rp_write_atomic(path, body, strlen(body), err) < 0)
+		if (rp_write_new(path, body, strlen(body), err) < 0)
 			return -1;
 	}
-	if (json_object_size(t->cache_new)) {
-		char *dir = rp_join(t->path, "cache");
-		int rc = dir ? rp_fix_dir_mtimes(dir, err) : rp_errf(err, "out of memory");
+	return 0;
+}
 
-		free(dir);
-		return rc;
+static int cache_publish(struct layout_tree *t, struct rp_err *err)
+{
+	const char *rel;
+	json_t *v;
+
+	json_object_foreach(t->cache_new, rel, v) {
+		char src[PATH_MAX], dst[PATH_MAX], body[256], *old = NULL;
+		size_t len;
+		int same;
+
+		snprintf(src, sizeof(src), "%s/cache/%s", t->staging, rel);
+		snprintf(dst, sizeof(dst), "%s/cache/%s", t->path, rel);
+		snprintf(body, sizeof(body), "%s\n", json_string_value(v));
+		/* A rebuild finds the same entries: leave those alone. */
+		same = rp_read_file(dst, sizeof(body), &old, &len, NULL) == 0 && len == strlen(body) &&
+		       !memcmp(old, body, len);
+		free(old);
+		if (same)
+			continue;
+		*strrchr(dst, '/') = '\0';
+		if (undo_prepare_dir(t, dst, err) < 0)
+			return -1;
+		snprintf(dst, sizeof(dst), "%s/cache/%s", t->path, rel);
+		if (undo_rename(t, src, dst, err) < 0)
+			return -1;
 	}
 	return 0;
 }

@@ -30,9 +30,17 @@ int layout_blob_write(struct layout_blob *b, const void *buf, size_t len, struct
 int layout_blob_finish(struct layout_blob *b, char hex[RP_HEX_LEN + 1], uint64_t *size,
 		       struct rp_err *err);
 void layout_blob_free(struct layout_blob *b);
+/* For a caller that already hashes exactly the bytes it writes (an uncompressed layer, whose
+ * diff_id is its digest): b hashes nothing, and layout_blob_finish takes hex from the caller. */
+void layout_blob_hashed_by_caller(struct layout_blob *b);
 /* Stage a small blob held in memory. */
 int layout_put_blob(struct layout_tree *t, const void *buf, size_t len, char hex[RP_HEX_LEN + 1],
 		    struct rp_err *err);
+/* Stage a file the caller has checked to hash to hex, by renaming it (so it must be on the tree's
+ * file system, e.g. under layout_scratch_dir()); its mode and time are fixed. A blob the tree
+ * already has is dropped (the file is removed). */
+int layout_blob_adopt(struct layout_tree *t, const char *path, const char *hex,
+		      struct rp_err *err);
 /* 1 if the tree has the blob (committed or staged). */
 int layout_has_blob(const struct layout_tree *t, const char *hex);
 /* Path of a committed or staged blob, malloc'd; NULL if absent. */

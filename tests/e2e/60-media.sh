@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# Carrying trees across the air gap (issue 6): `regpress media` splits a tree into small volumes,
+# one blob larger than a volume cut into parts; `regpress import` takes them back in a shuffled
+# order, one per run, reporting what is still missing, and publishes the original snapshot; ISO
+# images are byte-identical across runs and extract (xorriso -osirrox) to volumes that import;
+# a delta between two builds carries exactly the new blobs, imports onto the old tree only, and a
+# lost delta volume is remade identical; damaged volumes are refused with the tree unchanged.
+# shellcheck disable=SC2317 # helpers run through `check`, which shellcheck cannot follow
+# shellcheck source-path=SCRIPTDIR
+. "$(dirname "$0")/lib.sh"
+
+e2e_tmpdir
+e2e_fixtures "$T/fx" || e2e_die "fixtures"
+FX=$T/fx
+W=$T/work
+mkdir -p "$W"
+export SOURCE_DATE_EPOCH=1700000000
+
+# random_image OUT.tar REF KIB SEED: an image whose one layer is KIB KiB of incompressible
+# (seeded) bytes, made by umoci and written by skopeo like the other fixtures.
+random_image() {
+	local out=$1 ref=$2 kib=$3 seed=$4 L=$W/layout-$4
+	umoci init --layout "$L"
+	umoci new --image "$L:x"
+	umoci config --image "$L:x" --os linux --architecture "$(e2e_goarch)" --config.cmd /bin/true
+	umoci unpack --image "$L:x" "$L.bundle" >/dev/null
+	python3 -c 'import random, sys
+sys.stdout.buffer.write(random.Random(sys.argv[1]).randbytes(int(sys.argv[2]) * 1024))' \
+		"$seed" "$kib" >"$L.bundle/rootfs/$seed.bin"
+	umoci repack --image "$L:x" "$L.bundle"
+	skopeo copy -q "oci:$L:x" "docker-archive:$out:$ref"
+	rm -rf "$L" "$L.bundle"
+}
+random_image "$FX/big.tar" big/blob:1 2300 big >"$W/big.log" 2>&1 ||
+	{ cat "$W/big.log"; e2e_die "making the big image"; }
+random_image "$FX/extra.tar" extra/img:2 420 extra >"$W/extra.log" 2>&1 ||
+	{ cat "$W/extra.log"; e2e_die "making the extra image"; }
+
+# tree_state TREE: every name, type, size, mode and mtime, and every file's sha256.
+tree_state() {
+	(
+		cd "$1" || exit 1
+		find . -printf '%p %y %s %m %T@ %l\n' | LC_ALL=C sort
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
+	)
+}
+same_state() { diff <(tree_state "$1") <(tree_state "$2"); }
+snap_id() { "$REGPRESS" snapshot "$1" 2>&1 >/dev/null | awk '{print $2}'; }
+# carried VOLDIR...: the blob digests the volumes carry (whole or in parts), sorted.
+carried() {
+	local v
+	for v in "$@"; do
+		awk -v n="$(awk '$1 == "volume" { print $2 }' "$v/REGPRESS-VOLUME")" \
+			'$1 == "blob" && $2 == n { print $3 } $1 == "part" && $2 == n { print $5 }' \
+			"$v/REGPRESS-VOLUME"
+	done | LC_ALL=C sort -u
+}
+
+A=$W/a
+B=$W/b
+"$REGPRESS" build -q -o "$A" "$FX/base.tar" "$FX/app.tar" "$FX/multi.tar" "$FX/big.tar" ||
+	e2e_die "build a"
+cp -a "$A" "$B"
+"$REGPRESS" build -q -o "$B" "$FX/extra.tar" || e2e_die "build b"
+ID_A=$(snap_id "$A")
+ID_B=$(snap_id "$B")
+BIG=$(find "$A/blobs/sha256" -type f -size +1024k -printf '%f\n')
+
+# --- a full set of tiny volumes ------------------------------------------------------------------
+V=$W/vols
+"$REGPRESS" media "$A" -o "$V" --size 1M --json >"$W/media.json" || e2e_die "media"
+N=$(jq '.volumes | length' "$W/media.json")
+mapfile -t VOLS < <(jq -r '.volumes[].path' "$W/media.json")
+e2e_log "$N volumes, fill $(jq .fill "$W/media.json"), at least $(jq .min_volumes "$W/media.json") needed"
+
+plan_ok() {
+	[ "$N" -ge 3 ] || { echo "$N volumes, want at least 3"; return 1; }
+	[ -n "$BIG" ] || { echo "no blob above 1 MiB in the tree"; return 1; }
+	jq -e '.split_blobs == 1 and .parts >= 3 and .capacity == 1048576' "$W/media.json" >/dev/null
+	jq -e '.volumes | map(.cost) | all(. <= 1048576)' "$W/media.json" >/dev/null
+	jq -e '(.volumes | length) <= .min_volumes + 1' "$W/media.json" >/dev/null
+	# the big blob is carried in parts named by their own digests, which the files have
+	grep -c "^part [0-9]* sha256:[0-9a-f]* [0-9]* sha256:$BIG " "${VOLS[0]}/REGPRESS-VOLUME"
+	for v in "${VOLS[@]}"; do
+		(cd "$v" && for f in parts/sha256/* blobs/sha256/*; do
+			[ -e "$f" ] || continue
+			[ "$(sha256sum <"$f" | cut -d' ' -f1)" = "${f##*/}" ] || { echo "bad $v/$f"; exit 1; }
+		done)
+	done
+	# every volume: the same set, its own number, the whole snapshot
+	for v in "${VOLS[@]}"; do
+		same_file "$v/snapshot" "$A/registry/snapshot"
+		diff <(grep -v '^volume ' "$v/REGPRESS-VOLUME") <(grep -v '^volume ' "${VOLS[0]}/REGPRESS-VOLUME")
+	done
+	diff <(carried "${VOLS[@]}") <(awk '$1 == "blob" || $1 == "manifest" { print $3 }' \
+		"$A/registry/snapshot" | LC_ALL=C sort -u)
+}
+check "media --size 1M: >= 3 volumes near the minimum, the big blob in parts, every blob once" plan_ok
+check "import --check: every volume verifies on its own" "$REGPRESS" import --check "${VOLS[@]}"
+
+volume_rules() {
+	local bad
+	bad=$(find "$V" -mindepth 1 \( \( -type f ! -perm 0644 \) -o \( -type d ! -perm 0755 \) -o \
+		\( ! -type f ! -type d \) \) -printf '%p %m\n')
+	[ -z "$bad" ] || { echo "wrong modes or types:"; echo "$bad"; return 1; }
+	bad=$(find "$V" -mindepth 1 -printf '%T@ %p\n' | awk -v e="$SOURCE_DATE_EPOCH" '$1 + 0 != e + 0')
+	[ -z "$bad" ] || { echo "mtimes not $SOURCE_DATE_EPOCH:"; echo "$bad" | head; return 1; }
+}
+check "volumes: modes 0644/0755, mtimes SOURCE_DATE_EPOCH, no links" volume_rules
+
+again() {
+	(umask 077 && cd "$W" && "$REGPRESS" media a -o vols-again --size 1M -q)
+	diff -r "$V" "$W/vols-again"
+	same_state "$V" "$W/vols-again"
+}
+check "media again (umask 077, other cwd): byte-identical volumes" again
+
+# --- import, shuffled, one volume per run ------------------------------------------------------
+E=$W/e
+mapfile -t ORDER < <(printf '%s\n' "${VOLS[@]}" | shuf --random-source=<(yes))
+e2e_log "import order: ${ORDER[*]##*/}"
+one_by_one() {
+	local i v out
+	for ((i = 0; i < ${#ORDER[@]}; i++)); do
+		v=${ORDER[$i]}
+		out=$("$REGPRESS" import "$v" --into "$E")
+		echo "$out"
+		if [ "$i" -lt $((${#ORDER[@]} - 1)) ]; then
+			echo "$out" | grep -q "^imported volume [0-9]* of $N (.*); still missing: [0-9]" ||
+				{ echo "want 'still missing'"; return 1; }
+			[ ! -e "$E/registry" ] || { echo "published before the last volume"; return 1; }
+			[ -d "$E/.regpress-import" ] || { echo "no import area kept"; return 1; }
+			"$REGPRESS" verify "$E" >/dev/null 2>&1 && { echo "verify passed an incomplete tree"; return 1; }
+		else
+			echo "$out" | grep -q "published snapshot $ID_A\$" || { echo "want published $ID_A"; return 1; }
+		fi
+	done
+	[ ! -e "$E/.regpress-import" ] || { echo ".regpress-import left behind"; return 1; }
+}
+check "import one volume per run, shuffled: 'still missing' until the last, then published" one_by_one
+check "imported tree: the original snapshot id" test "$(snap_id "$E")" = "$ID_A"
+check "imported tree: regpress verify passes" "$REGPRESS" verify "$E"
+imported_same() {
+	diff -r "$A/blobs" "$E/blobs"
+	diff -r "$A/registry" "$E/registry"
+	same_file "$A/index.json" "$E/index.json"
+	diff <(tree_state "$A" | grep -Ev '(^| )\./cache(/| |$)') <(tree_state "$E")
+}
+check "imported tree: blobs/, registry/, index.json, modes and mtimes as the original" imported_same
+import_again() {
+	tree_state "$E" >"$W/again.before"
+	"$REGPRESS" import "${VOLS[0]}" --into "$E" | grep -q "already at snapshot $ID_A"
+	diff "$W/again.before" <(tree_state "$E")
+}
+check "import again: already at the snapshot, nothing changes" import_again
+
+# --- ISO images ------------------------------------------------------------------------------------
+isos() {
+	"$REGPRESS" media "$A" -o "$W/iso1" --size 1M --iso -q
+	sleep 1
+	(umask 077 && "$REGPRESS" media "$A" -o "$W/iso2" --size 1M --iso -q)
+	local f n=0
+	for f in "$W"/iso1/*.iso; do
+		cmp "$f" "$W/iso2/${f##*/}"
+		[ "$(stat -c %s "$f")" -le 1048576 ] || { echo "$f larger than the medium"; return 1; }
+		n=$((n + 1))
+	done
+	[ "$n" -eq "$N" ] || { echo "$n images, want $N"; return 1; }
+}
+check "--iso: one image per volume, byte-identical across runs, within the medium" isos
+iso_import() {
+	local f x
+	for f in "$W"/iso1/*.iso; do
+		x=$W/x/$(basename "$f" .iso)
+		xorriso -osirrox on -indev "$f" -extract / "$x" >/dev/null 2>&1
+		diff -r "$x" "$V/$(basename "$f" .iso)"
+	done
+	"$REGPRESS" import --check "$W"/x/*
+	"$REGPRESS" import "$W"/x/* --into "$W/from-iso" | grep -q "published snapshot $ID_A\$"
+	"$REGPRESS" verify "$W/from-iso"
+}
+check "ISO images extract (xorriso -osirrox) to the volumes; all at once they import and verify" iso_import
+
+# --- deltas ------------------------------------------------------------------------------------------
+D=$W/delta
+"$REGPRESS" media "$B" --since "$A/registry/snapshot" -o "$D" --size 300K --json >"$W/delta.json" ||
+	e2e_die "media --since"
+mapfile -t DVOLS < <(jq -r '.volumes[].path' "$W/delta.json")
+e2e_log "delta: ${#DVOLS[@]} volumes, fill $(jq .fill "$W/delta.json")"
+delta_carries_new() {
+	"$REGPRESS" diff --json "$A" "$B" | jq -r '.blobs.added[].digest' | LC_ALL=C sort >"$W/added"
+	[ -s "$W/added" ]
+	carried "${DVOLS[@]}" | diff "$W/added" -
+	jq -e --arg a "$ID_A" --arg b "$ID_B" '.base == $a and .snapshot == $b' "$W/delta.json" >/dev/null
+	[ "${#DVOLS[@]}" -ge 2 ] || { echo "want a delta of at least 2 volumes"; return 1; }
+}
+check "delta: carries exactly the blobs 'regpress diff' lists as added" delta_carries_new
+delta_import() {
+	cp -a "$A" "$W/a2"
+	"$REGPRESS" import "${DVOLS[1]}" --into "$W/a2" | grep -q "still missing"
+	# meanwhile the old tree is whole and served as it was; verify only warns about the import
+	[ "$(snap_id "$W/a2")" = "$ID_A" ]
+	"$REGPRESS" verify "$W/a2" | grep -q "/.regpress-import: warning: an unfinished import"
+	"$REGPRESS" import "${DVOLS[@]}" --into "$W/a2" | grep -q "published snapshot $ID_B\$"
+	[ "$(snap_id "$W/a2")" = "$ID_B" ]
+	"$REGPRESS" verify "$W/a2"
+	diff -r "$B/blobs" "$W/a2/blobs"
+	diff -r "$B/registry" "$W/a2/registry"
+}
+check "delta onto a copy of the old tree: the new snapshot id, verify passes" delta_import
+
+# wrong_base TREE: refused with one line naming the volume, exit 1, TREE byte-identical.
+wrong_base() {
+	local tree=$1 rc=0
+	tree_state "$tree" >"$W/wb.before"
+	"$REGPRESS" import "${DVOLS[@]}" --into "$tree" 2>"$W/wb.err" || rc=$?
+	cat "$W/wb.err"
+	[ "$rc" -eq 1 ] || { echo "exit $rc, want 1"; return 1; }
+	[ "$(wc -l <"$W/wb.err")" -eq 1 ] || { echo "want one line"; return 1; }
+	grep -q "^regpress import: '${DVOLS[0]}': a delta from snapshot $ID_A" "$W/wb.err"
+	diff "$W/wb.before" <(tree_state "$tree") || { echo "the tree changed"; return 1; }
+}
+"$REGPRESS" build -q -o "$W/other" "$FX/base.tar" || e2e_die "build other"
+check "delta onto another tree: refused before anything is written" wrong_base "$W/other"
+no_tree() {
+	local rc=0
+	"$REGPRESS" import "${DVOLS[0]}" --into "$W/none" 2>&1 || rc=$?
+	[ "$rc" -eq 1 ] && [ ! -e "$W/none" ]
+}
+check "delta into an empty place: refused, nothing created" no_tree
+
+remade() {
+	"$REGPRESS" media "$B" --since "$A" -o "$W/remade" --size 300K --only 2 -q
+	[ "$(find "$W/remade" -mindepth 1 -maxdepth 1 | wc -l)" -eq 1 ]
+	diff -r "${DVOLS[1]}" "$W/remade/${DVOLS[1]##*/}"
+	same_state "${DVOLS[1]}" "$W/remade/${DVOLS[1]##*/}"
+	"$REGPRESS" media "$B" --since "$A" -o "$W/remade" --size 300K --only 2 --iso -q
+	"$REGPRESS" media "$B" --since "$A" -o "$W/remade-all" --size 300K --iso -q
+	cmp "$W/remade/${DVOLS[1]##*/}.iso" "$W/remade-all/${DVOLS[1]##*/}.iso"
+}
+check "a lost delta volume remade from the tree (--only 2, --since TREE) is identical" remade
+
+# --- damage -------------------------------------------------------------------------------------------
+# A pending import (one volume in), then a volume whose carried blob has one byte flipped.
+damaged() {
+	local vol blob rc=0 tree=$W/damaged-into
+	for vol in "${VOLS[@]}"; do
+		[ -d "$vol/blobs/sha256" ] && break
+	done
+	cp -a "$vol" "$W/bad-vol"
+	blob=$(find "$W/bad-vol/blobs/sha256" -type f | head -1)
+	python3 -c 'import sys
+p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 1; open(p, "wb").write(b)' "$blob"
+	for v in "${VOLS[@]}"; do
+		[ "$v" = "$vol" ] || { "$REGPRESS" import "$v" --into "$tree" >/dev/null; break; }
+	done
+	tree_state "$tree" >"$W/dmg.before"
+	"$REGPRESS" import "$W/bad-vol" --into "$tree" 2>"$W/dmg.err" || rc=$?
+	cat "$W/dmg.err"
+	[ "$rc" -eq 1 ] || { echo "exit $rc, want 1"; return 1; }
+	[ "$(wc -l <"$W/dmg.err")" -eq 1 ] || { echo "want one line"; return 1; }
+	grep -q "^regpress import: '$blob': content has digest" "$W/dmg.err"
+	diff "$W/dmg.before" <(tree_state "$tree") || { echo "the tree changed"; return 1; }
+	rc=0
+	"$REGPRESS" import --check "$W/bad-vol" 2>&1 || rc=$?
+	[ "$rc" -eq 1 ]
+}
+check "a volume with one flipped byte: refused naming the file, tree unchanged" damaged
+bad_manifest() {
+	local rc=0
+	cp -a "${VOLS[0]}" "$W/bad-manifest"
+	sed -i 's/^volumes .*/volumes 9/' "$W/bad-manifest/REGPRESS-VOLUME"
+	"$REGPRESS" import --check "$W/bad-manifest" 2>&1 || rc=$?
+	[ "$rc" -eq 1 ]
+	rc=0
+	"$REGPRESS" import "$W/bad-manifest" --into "$W/never" 2>"$W/bm.err" || rc=$?
+	[ "$rc" -eq 1 ] && grep -q "REGPRESS-VOLUME': damaged" "$W/bm.err" && [ ! -e "$W/never" ]
+}
+check "an altered volume manifest: refused" bad_manifest
+mixed_sets() {
+	local rc=0
+	"$REGPRESS" import "${VOLS[0]}" "${DVOLS[0]}" --into "$W/mixed" 2>&1 || rc=$?
+	[ "$rc" -eq 1 ] && [ ! -e "$W/mixed" ]
+}
+check "volumes of two different sets in one run: refused" mixed_sets
+other_set_pending() {
+	local rc=0 tree=$W/damaged-into
+	tree_state "$tree" >"$W/pending.before"
+	"$REGPRESS" import "${DVOLS[0]}" --into "$tree" 2>"$W/pending.err" || rc=$?
+	cat "$W/pending.err"
+	[ "$rc" -eq 1 ] && grep -q "has an unfinished import of another volume set" "$W/pending.err"
+	diff "$W/pending.before" <(tree_state "$tree")
+}
+check "a volume of another set while an import is unfinished: refused, tree unchanged" other_set_pending
+
+# --- usage ----------------------------------------------------------------------------------------
+usage_exit() {
+	local rc=0
+	"$REGPRESS" "$@" >/dev/null 2>&1 || rc=$?
+	[ "$rc" -eq 2 ] || { echo "exit $rc, want 2"; return 1; }
+}
+check "media without --size: usage error" usage_exit media "$A" -o "$W/u"
+check "media --size 12X: usage error" usage_exit media "$A" -o "$W/u" --size 12X
+check "import without --into: usage error" usage_exit import "${VOLS[0]}"
+check "media never replaces volumes" fails "$REGPRESS" media "$A" -o "$V" --size 1M -q
+
+e2e_done
