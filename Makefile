@@ -18,9 +18,10 @@ BIN  = $(if $(filter build,$(BUILD)),regpress,$(BUILD)/regpress)
 # Debian package names `make deps` installs when missing (runtime, build and test).
 DEPS = build-essential clang pkg-config libssl-dev libarchive-dev libjansson-dev libzstd-dev \
        zlib1g-dev libdeflate-dev libcmocka-dev lighttpd lighttpd-mod-openssl lighttpd-modules-lua \
-       skopeo umoci containerd curl jq openssl xorriso signify-openbsd python3
+       skopeo umoci containerd curl jq openssl xorriso signify-openbsd python3 \
+       wrk docker-registry time valgrind
 
-.PHONY: all test unit e2e asan demo deps install clean
+.PHONY: all test unit e2e asan fuzz fuzz-smoke fuzz-build demo deps install clean
 all: $(BIN)
 
 $(BIN): $(OBJS)
@@ -62,14 +63,40 @@ e2e: $(BIN)
 
 # `make test`: unit and end-to-end tests with the normal build, then again under ASan+UBSan+LSan.
 test: $(BIN) $(UNIT_BINS)
-	$(MAKE) asan
+	$(MAKE) asan fuzz-build
 	tests/run.sh --bin "$(CURDIR)/regpress" --unit-dir "$(BUILD)/tests" \
-		--asan-bin "$(CURDIR)/build-asan/regpress" --asan-unit-dir "build-asan/tests"
+		--asan-bin "$(CURDIR)/build-asan/regpress" --asan-unit-dir "build-asan/tests" \
+		--fuzz-dir build-fuzz/fuzz
+
+# Fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c (clang, ASan+UBSan) in build-fuzz/fuzz/; `make
+# fuzz` runs each for FUZZ_SECONDS, `make fuzz-smoke` for 20 s (tests/fuzz/run.sh), as `make test`
+# does (tests/run.sh --fuzz-dir).
+FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/fuzz/%)
+FUZZ_SECONDS ?= 300
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILDER_OBJS) $(LAYOUT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+fuzz-build:
+	$(MAKE) BUILD=build-fuzz CC=clang \
+		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+		$(FUZZ_BINS)
+fuzz: fuzz-build
+	tests/fuzz/run.sh build-fuzz/fuzz $(FUZZ_SECONDS)
+fuzz-smoke: fuzz-build
+	tests/fuzz/run.sh build-fuzz/fuzz 20
 
 asan:
 	$(MAKE) BUILD=build-asan CC=clang \
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 		build-asan/regpress $(UNIT_SRCS:tests/unit/%.c=build-asan/tests/%)
+
+# `make bench`: regpress against skopeo (build) and registry:2 (serve) on a ~700 MB image made from
+# files on this machine, in the same run; prints ratios, targets, PASS/MISS (tests/bench/run.sh:
+# BENCH_RUNS, BENCH_DIR, BENCH_JSON, BENCH_QUICK=1 for the small CI variant).
+.PHONY: bench
+bench: $(BIN)
+	tests/bench/run.sh "$(CURDIR)/$(BIN)"
 
 # A fresh machine: install what is missing first, then build, then run the demo.
 demo:
@@ -92,6 +119,6 @@ install: $(BIN)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/regpress
 
 clean:
-	rm -rf build build-asan regpress
+	rm -rf build build-asan build-fuzz regpress
 
--include $(OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/fuzz/%.d)

@@ -174,6 +174,14 @@ int layout_ref_parse(const char *s, struct rp_ref *ref, struct rp_err *err)
 		if ((slash - name == 9 && !memcmp(name, "docker.io", 9)) ||
 		    (slash - name == 15 && !memcmp(name, "index.docker.io", 15))) {
 			name = slash + 1;
+			slash = strchr(name, '/');
+			/* "docker.io/example.com/x" would be stored as the repository of another
+			 * registry (and "docker.io/index.docker.io/x" read back as "x"): Docker Hub
+			 * namespaces have no dots, so refuse it. */
+			if (slash && first_is_host(name, (size_t)(slash - name)))
+				return rp_errf(err, "invalid repository name in image reference '%.300s': "
+					       "'%.*s' after docker.io names a registry", s,
+					       (int)(slash - name), name);
 			slash = NULL; /* fall through to the docker.io rules below */
 		} else {
 			if (!host_valid(name, (size_t)(slash - name)) || !path_valid(slash + 1))

@@ -156,6 +156,14 @@ static void test_ref_rejected(void **state)
 	bad("example.com/", NULL);
 	bad("docker.io/", NULL);
 	bad("docker.io/Alpine", NULL);
+	/* After docker.io, a first component that names a registry (fuzz_names found that
+	 * "index.docker.io/index.docker.io/u/a" came back from the tree as "u/a"). */
+	bad("index.docker.io/index.docker.io/u/a", "names a registry");
+	bad("docker.io/example.com/app:1", "names a registry");
+	bad("docker.io/localhost/app", "names a registry");
+	bad("docker.io/localhost:5000/app", "names a registry");
+	ok("docker.io/localhostx/app", "localhostx/app", "", "");
+	ok("docker.io/example.com", "library/example.com", "", "");
 
 	/* Tags: 128 characters are fine, 129 are not. */
 	long_tag = repeat('t', 129);

@@ -1060,6 +1060,59 @@ static void test_records_rejected(void **state)
 	free(tree);
 }
 
+/* A commit that fails after it moved blobs and cache entries into the tree (before its publishing
+ * rename) takes them back: the tree is as it was, to the directory times. The failure here: a
+ * cache entry's place is taken by a directory, so moving the entry in fails. */
+static void test_failed_publish_is_undone(void **state)
+{
+	struct fx *f = *state;
+	char *tree = path_in(f->dir, "tree"), *blocker, *before, *after, *blob;
+	struct layout_tree *t = NULL;
+	struct rp_err err = { "" };
+	char hex[RP_HEX_LEN + 1], val[RP_HEX_LEN + 16];
+	struct timespec ts[2];
+	struct std s;
+
+	build_std(tree, &s);
+	blocker = path_in(tree, "cache/ns1/key2/inside");
+	OK(rp_mkdirs(blocker, &e_));
+	free(blocker);
+	/* Times the writer cannot guess, on every directory it may touch. */
+	ts[0].tv_sec = ts[1].tv_sec = 1234567890;
+	ts[0].tv_nsec = ts[1].tv_nsec = 987654321;
+	assert_int_equal(utimensat(AT_FDCWD, tree, ts, 0), 0);
+	blocker = path_in(tree, "blobs/sha256");
+	assert_int_equal(utimensat(AT_FDCWD, blocker, ts, 0), 0);
+	free(blocker);
+	blocker = path_in(tree, "cache/ns1");
+	assert_int_equal(utimensat(AT_FDCWD, blocker, ts, 0), 0);
+	free(blocker);
+	before = listing(tree, 1, 0);
+
+	if (layout_open(tree, &t, &err) < 0)
+		fail_msg("layout_open: %s", err.msg);
+	OK(layout_put_blob(t, "a blob the failed commit moves in", 33, hex, &e_));
+	OK(layout_add_blob(t, "x/app", hex, 33, MT_OCI_GZ, &e_));
+	snprintf(val, sizeof(val), "sha256:%s 33", hex);
+	OK(layout_cache_put(t, "ns0", "key1", val, &e_)); /* a new namespace: made, then removed */
+	OK(layout_cache_put(t, "ns1", "key1", val, &e_)); /* beside the blocker */
+	OK(layout_cache_put(t, "ns1", "key2", val, &e_)); /* the blocked one */
+	assert_int_equal(layout_commit(t, &err), -1);
+	if (!strstr(err.msg, "key2"))
+		fail_msg("message '%s' does not name the entry it could not move", err.msg);
+	layout_close(t);
+	after = listing(tree, 1, 0);
+	same_listing("a commit that failed after moving blobs in", before, after);
+	blob = xasprintf("blobs/sha256/%s", hex);
+	assert_false(exists(tree, blob));
+	assert_false(exists(tree, "cache/ns0"));
+	free(blob);
+	free(before);
+	free(after);
+	std_free(&s);
+	free(tree);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1079,6 +1132,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_docker_manifest_oci_twin, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_held_while_open, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_records_rejected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_publish_is_undone, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
