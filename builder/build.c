@@ -1,9 +1,11 @@
 #include "build.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "digest.h"
 #include "names.h"
@@ -16,6 +18,7 @@
 #define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
 #define MANIFEST_MAX (4u << 20) /* containerd refuses larger manifests */
+#define INDEX_DEPTH_MAX 16	/* indexes of indexes: real ones nest two or three deep */
 
 struct builder {
 	struct layout_tree *tree;
@@ -35,6 +38,7 @@ enum entry_action { ACT_NONE, ACT_COMPRESS, ACT_COPY, ACT_VERIFY };
 struct entry_result {
 	enum entry_action action;
 	int done;
+	int worker;		   /* the parallel pass's thread that streams it, or -1 */
 	char raw[RP_HEX_LEN + 1];  /* sha256 of the bytes in the input */
 	char blob[RP_HEX_LEN + 1]; /* sha256 of what was stored */
 	uint64_t size;		   /* size of what was stored */
@@ -71,6 +75,7 @@ struct input {
 	size_t nnodes, cap;
 	json_t *node_of;	  /* hex -> node index */
 	uint64_t done, total; /* input bytes streamed, for progress */
+	struct parallel_pass *pass; /* while parallel_pass runs */
 	/* the entry being streamed */
 	struct rp_sha256 raw;
 	struct compressor *comp;
@@ -233,7 +238,9 @@ static int want_entry(void *vctx, const struct ar_entry *e)
 {
 	struct input *in = vctx;
 
-	return in->res[e - in->idx->entries].action != ACT_NONE;
+	const struct entry_result *r = &in->res[e - in->idx->entries];
+
+	return r->action != ACT_NONE && r->worker < 0;
 }
 
 static int sink_blob(void *vctx, const void *buf, size_t len, struct rp_err *err)
@@ -268,6 +275,9 @@ static int on_data(void *vctx, const struct ar_entry *e, const void *buf, size_t
 		if (layout_blob_new(in->b->tree, &in->blob, err) < 0 ||
 		    compressor_new(comp, in->b->opts.threads, sink_blob, in, &in->comp, err) < 0)
 			return -1;
+		/* Stored as is: the blob's digest is the input's, hashed once, below. */
+		if (comp == RP_COMP_NONE)
+			layout_blob_hashed_by_caller(in->blob);
 	}
 	if (buf) {
 		rp_sha256_update(&in->raw, buf, len);
@@ -278,6 +288,8 @@ static int on_data(void *vctx, const struct ar_entry *e, const void *buf, size_t
 	compressor_free(in->comp);
 	in->comp = NULL;
 	rp_sha256_final(&in->raw, r->raw);
+	if (comp == RP_COMP_NONE)
+		memcpy(r->blob, r->raw, sizeof(r->blob));
 	if (layout_blob_finish(in->blob, r->blob, &r->size, err) < 0) {
 		in->blob = NULL;
 		return -1;
@@ -537,7 +549,7 @@ static int need_blob(struct input *in, const char *manifest, const struct src_de
 	return 0;
 }
 
-static int walk(struct input *in, const struct src_desc *d, int root, size_t *out,
+static int walk(struct input *in, const struct src_desc *d, int depth, size_t *out,
 		struct rp_err *err);
 
 static int walk_image(struct input *in, size_t n, struct rp_err *err)
@@ -654,7 +666,8 @@ out:
 	return rc;
 }
 
-static int walk(struct input *in, const struct src_desc *d, int root, size_t *out,
+/* Walk a root (depth 0) or a child of an index, recursively. */
+static int walk(struct input *in, const struct src_desc *d, int depth, size_t *out,
 		struct rp_err *err)
 {
 	json_t *seen = json_object_get(in->node_of, d->hex), *children;
@@ -677,7 +690,7 @@ static int walk(struct input *in, const struct src_desc *d, int root, size_t *ou
 	json_object_set_new(in->node_of, d->hex, json_integer((json_int_t)n));
 	e = in->fmt->blob(in->idx, d->hex);
 	if (!e) {
-		if (root)
+		if (depth == 0)
 			return rp_errf(err, "'%s': index.json names sha256:%s, which is not in the "
 				       "input", in->idx->display, d->hex);
 		in->nodes[n].kind = NODE_MISSING; /* kept in the index, recorded as absent */
@@ -710,6 +723,9 @@ static int walk(struct input *in, const struct src_desc *d, int root, size_t *ou
 		return walk_image(in, n, err);
 	}
 	in->nodes[n].kind = NODE_INDEX;
+	if (depth >= INDEX_DEPTH_MAX)
+		return rp_errf(err, "'%s': index sha256:%s: indexes nested more than %d deep",
+			       in->idx->display, d->hex, INDEX_DEPTH_MAX);
 	in->nodes[n].children = calloc(json_array_size(children) + 1, sizeof(size_t));
 	if (!in->nodes[n].children)
 		return rp_errf(err, "out of memory");
@@ -719,7 +735,7 @@ static int walk(struct input *in, const struct src_desc *d, int root, size_t *ou
 		int r = parse_child(in, json_array_get(children, i), d->hex, i, &cd, err);
 
 		if (r == 0)
-			r = walk(in, &cd, 0, &c, err);
+			r = walk(in, &cd, depth + 1, &c, err);
 		free(cd.media_type);
 		if (r < 0)
 			return -1;
@@ -902,6 +918,187 @@ static int emit_root(struct input *in, const struct src_root *r, size_t n, size_
 	return 0;
 }
 
+/* ---- parallel pass ---- */
+
+/* Entries whose only work is hashing (and maybe copying): layers the tree already holds (a
+ * rebuild: their diff_id is checked), layers stored uncompressed and kept registry blobs (hashed
+ * once and written as they are). SHA-256 of one stream cannot be split, but when the input can
+ * skip cheaply (ar_seekable), several threads each stream their own share of these entries,
+ * largest first to the least loaded, in passes of their own over the input; the main pass then
+ * skips them. Compressed layers stay in the main pass: the compressors use every core already. */
+struct worker {
+	struct input *in;
+	int id, failed;
+	struct rp_sha256 sha;
+	struct layout_blob *blob;
+	struct rp_err err;
+	pthread_t thread;
+};
+
+struct parallel_pass {
+	pthread_mutex_t mu;	   /* done, running; and the tree's blob staging (not thread-safe) */
+	pthread_cond_t cond;
+	uint64_t done;
+	int running;
+};
+
+static int hash_only(const struct input *in, const struct entry_result *r)
+{
+	return r->action == ACT_VERIFY || r->action == ACT_COPY ||
+	       (r->action == ACT_COMPRESS && in->b->opts.compression == RP_COMP_NONE);
+}
+
+static int worker_want(void *vctx, const struct ar_entry *e)
+{
+	struct worker *w = vctx;
+
+	return w->in->res[e - w->in->idx->entries].worker == w->id;
+}
+
+static int worker_data(void *vctx, const struct ar_entry *e, const void *buf, size_t len,
+		       struct rp_err *err)
+{
+	struct worker *w = vctx;
+	struct entry_result *r = &w->in->res[e - w->in->idx->entries];
+	struct parallel_pass *pp = w->in->pass;
+	int rc = 0;
+
+	if (!w->sha.ctx) { /* first bytes of this entry */
+		if (rp_sha256_init(&w->sha) < 0)
+			return rp_errf(err, "out of memory");
+		if (r->action != ACT_VERIFY) {
+			pthread_mutex_lock(&pp->mu);
+			rc = layout_blob_new(w->in->b->tree, &w->blob, err);
+			pthread_mutex_unlock(&pp->mu);
+			if (rc < 0)
+				return -1;
+			layout_blob_hashed_by_caller(w->blob); /* stored as is: its digest is ours */
+		}
+	}
+	if (buf) {
+		rp_sha256_update(&w->sha, buf, len);
+		if (w->blob && layout_blob_write(w->blob, buf, len, err) < 0)
+			return -1;
+		pthread_mutex_lock(&pp->mu);
+		pp->done += len;
+		pthread_mutex_unlock(&pp->mu);
+		return 0;
+	}
+	rp_sha256_final(&w->sha, r->raw);
+	if (w->blob) {
+		memcpy(r->blob, r->raw, sizeof(r->blob));
+		pthread_mutex_lock(&pp->mu);
+		rc = layout_blob_finish(w->blob, r->blob, &r->size, err);
+		pthread_mutex_unlock(&pp->mu);
+		w->blob = NULL;
+	}
+	r->done = 1;
+	return rc;
+}
+
+static void *worker_run(void *arg)
+{
+	struct worker *w = arg;
+	struct parallel_pass *pp = w->in->pass;
+
+	w->failed = ar_stream(w->in->idx, worker_want, worker_data, w, &w->err) < 0;
+	rp_sha256_free(&w->sha);
+	layout_blob_free(w->blob);
+	w->blob = NULL;
+	pthread_mutex_lock(&pp->mu);
+	pp->running--;
+	pthread_cond_signal(&pp->cond);
+	pthread_mutex_unlock(&pp->mu);
+	return NULL;
+}
+
+static int parallel_pass(struct input *in, struct rp_err *err)
+{
+	struct worker w[8];
+	struct parallel_pass pp;
+	uint64_t load[8] = { 0 };
+	size_t i, count = 0;
+	int n = in->b->opts.threads < 8 ? in->b->opts.threads : 8, k, started = 0, rc = 0;
+
+	for (i = 0; i < in->idx->n; i++) {
+		in->res[i].worker = -1;
+		count += hash_only(in, &in->res[i]);
+	}
+	if ((size_t)n > count)
+		n = (int)count;
+	if (n < 2 || !ar_seekable(in->idx))
+		return 0;
+	for (;;) { /* the largest entry left to the least loaded thread */
+		size_t best = in->idx->n;
+		int t = 0;
+
+		for (i = 0; i < in->idx->n; i++)
+			if (hash_only(in, &in->res[i]) && in->res[i].worker < 0 &&
+			    (best == in->idx->n || in->idx->entries[i].size > in->idx->entries[best].size))
+				best = i;
+		if (best == in->idx->n)
+			break;
+		for (k = 1; k < n; k++)
+			if (load[k] < load[t])
+				t = k;
+		in->res[best].worker = t;
+		load[t] += (uint64_t)in->idx->entries[best].size;
+	}
+	memset(&pp, 0, sizeof(pp));
+	pthread_mutex_init(&pp.mu, NULL);
+	pthread_cond_init(&pp.cond, NULL);
+	in->pass = &pp;
+	memset(w, 0, sizeof(w));
+	for (k = 0; k < n; k++) {
+		w[k].in = in;
+		w[k].id = k;
+		pthread_mutex_lock(&pp.mu);
+		pp.running++;
+		pthread_mutex_unlock(&pp.mu);
+		if (pthread_create(&w[k].thread, NULL, worker_run, &w[k])) {
+			pthread_mutex_lock(&pp.mu);
+			pp.running--;
+			pthread_mutex_unlock(&pp.mu);
+			rc = rp_errf(err, "cannot start hashing threads");
+			break;
+		}
+		started++;
+	}
+	/* Wait, reporting progress a few times a second. */
+	pthread_mutex_lock(&pp.mu);
+	while (pp.running > 0) {
+		struct timespec ts;
+		uint64_t done;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 200 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&pp.cond, &pp.mu, &ts);
+		done = pp.done;
+		pthread_mutex_unlock(&pp.mu);
+		if (in->b->opts.progress)
+			in->b->opts.progress(in->b->opts.progress_ctx, in->idx->display, in->done + done,
+					     in->total);
+		pthread_mutex_lock(&pp.mu);
+	}
+	in->done += pp.done;
+	pthread_mutex_unlock(&pp.mu);
+	for (k = 0; k < started; k++) {
+		pthread_join(w[k].thread, NULL);
+		if (w[k].failed && rc == 0) {
+			*err = w[k].err;
+			rc = -1;
+		}
+	}
+	in->pass = NULL;
+	pthread_mutex_destroy(&pp.mu);
+	pthread_cond_destroy(&pp.cond);
+	return rc;
+}
+
 static void input_clear(struct input *in)
 {
 	size_t i;
@@ -956,7 +1153,7 @@ int builder_add(struct builder *b, const char *path, const char *display, struct
 		for (j = 0; j < in.imgs.v[i].nlayers; j++)
 			in.res[in.imgs.v[i].layers[j] - in.idx->entries].action = ACT_COMPRESS;
 	for (i = 0; i < in.imgs.nroots; i++)
-		if (walk(&in, &in.imgs.roots[i].desc, 1, &root_node[i], err) < 0)
+		if (walk(&in, &in.imgs.roots[i].desc, 0, &root_node[i], err) < 0)
 			goto out;
 	for (i = 0; i < in.imgs.n; i++)
 		plan_reuse(&in, &in.imgs.v[i]);
@@ -966,7 +1163,7 @@ int builder_add(struct builder *b, const char *path, const char *display, struct
 	for (i = 0; i < in.idx->n; i++)
 		if (in.res[i].action != ACT_NONE)
 			in.total += (uint64_t)in.idx->entries[i].size;
-	if (ar_stream(in.idx, want_entry, on_data, &in, err) < 0)
+	if (parallel_pass(&in, err) < 0 || ar_stream(in.idx, want_entry, on_data, &in, err) < 0)
 		goto out;
 	for (i = 0; i < in.imgs.n; i++)
 		if (emit_image(&in, &in.imgs.v[i], err) < 0)

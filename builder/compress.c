@@ -9,7 +9,9 @@
 
 /* gzip: chunks are numbered as they fill; workers compress them in any order; the writer emits
  * them strictly in number order. A chunk's bytes depend only on its input, so the stream is the
- * same for any number of workers (and for none). */
+ * same for any number of workers (and for none).
+ * none, with threads: the same ring of chunks, and one thread that hands them to the sink in
+ * order, so writing a layer overlaps reading and hashing the next bytes. */
 struct gz_chunk {
 	unsigned char *in, *out;
 	size_t in_len, out_len;
@@ -30,10 +32,15 @@ struct compressor {
 	int nworkers, started, stop;
 	pthread_mutex_t mu;
 	pthread_cond_t work, done;
+	/* none, with threads: the sink thread's failure */
+	int sink_failed;
+	struct rp_err sink_err;
 	/* zstd */
 	ZSTD_CCtx *zstd;
 	unsigned char *zout;
 	size_t zout_cap;
+	unsigned char held; /* the last byte written so far, given to zstd only with the end */
+	int has_held;
 };
 
 int compression_parse(const char *s)
@@ -58,7 +65,8 @@ void compression_id(enum rp_compression c, char *buf, size_t bufsz)
 		snprintf(buf, bufsz, "gzip-libdeflate-%s-l%d-c%u", LIBDEFLATE_VERSION_STRING,
 			 RP_GZIP_LEVEL, RP_GZIP_CHUNK);
 	else if (c == RP_COMP_ZSTD)
-		snprintf(buf, bufsz, "zstd-%s-l%d-mt", ZSTD_versionString(), RP_ZSTD_LEVEL);
+		snprintf(buf, bufsz, "zstd-%s-l%d-mt-j%u", ZSTD_versionString(), RP_ZSTD_LEVEL,
+			 RP_ZSTD_JOB);
 	else
 		snprintf(buf, bufsz, "none");
 }
@@ -66,6 +74,57 @@ void compression_id(enum rp_compression c, char *buf, size_t bufsz)
 static size_t gz_compress(struct libdeflate_compressor *d, struct gz_chunk *c, size_t cap)
 {
 	return libdeflate_gzip_compress(d, c->in, c->in_len, c->out, cap);
+}
+
+/* none: the thread that calls the sink, chunk after chunk, in order. */
+static void *none_writer(void *arg)
+{
+	struct compressor *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		struct gz_chunk *ch;
+		int failed;
+
+		while (!c->stop && c->emit == c->fill)
+			pthread_cond_wait(&c->work, &c->mu);
+		if (c->emit == c->fill)
+			break;
+		ch = &c->chunks[c->emit % c->nchunks];
+		failed = c->sink_failed || c->stop; /* after a failure or an abort: drop the rest */
+		pthread_mutex_unlock(&c->mu);
+		if (!failed && c->sink(c->ctx, ch->in, ch->in_len, &c->sink_err) < 0)
+			failed = 1;
+		pthread_mutex_lock(&c->mu);
+		c->sink_failed = failed;
+		ch->in_len = 0;
+		c->emit++;
+		pthread_cond_broadcast(&c->done);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* none: hand the filled chunk to the sink thread; with finish, wait until all are written. */
+static int none_submit(struct compressor *c, int finish, struct rp_err *err)
+{
+	int failed;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->chunks[c->fill % c->nchunks].in_len > 0) {
+		c->fill++;
+		pthread_cond_signal(&c->work);
+	}
+	/* The next chunk to fill must be free (or, at the end, every chunk written). */
+	while (!c->sink_failed && (finish ? c->emit < c->fill : c->fill - c->emit >= c->nchunks))
+		pthread_cond_wait(&c->done, &c->mu);
+	failed = c->sink_failed;
+	pthread_mutex_unlock(&c->mu);
+	if (failed) {
+		*err = c->sink_err;
+		return -1;
+	}
+	return 0;
 }
 
 static void *gz_worker(void *arg)
@@ -136,6 +195,26 @@ int compressor_new(enum rp_compression kind, int threads, compress_sink sink, vo
 					return rp_errf(err, "cannot start compression threads");
 				}
 		}
+	} else if (kind == RP_COMP_NONE && threads > 1) {
+		pthread_mutex_init(&c->mu, NULL);
+		pthread_cond_init(&c->work, NULL);
+		pthread_cond_init(&c->done, NULL);
+		c->nworkers = 1;
+		c->nchunks = 4;
+		c->chunks = calloc(c->nchunks, sizeof(*c->chunks));
+		if (!c->chunks)
+			goto oom;
+		for (i = 0; i < c->nchunks; i++)
+			if (!(c->chunks[i].in = malloc(RP_GZIP_CHUNK)))
+				goto oom;
+		c->workers = calloc(1, sizeof(*c->workers));
+		if (!c->workers)
+			goto oom;
+		if (pthread_create(&c->workers[0], NULL, none_writer, c)) {
+			compressor_free(c);
+			return rp_errf(err, "cannot start a writer thread");
+		}
+		c->started = 1;
 	} else if (kind == RP_COMP_ZSTD) {
 		size_t r;
 
@@ -150,6 +229,8 @@ int compressor_new(enum rp_compression kind, int threads, compress_sink sink, vo
 		/* nbWorkers >= 1 selects the multi-threaded format, identical for any worker count. */
 		if (!ZSTD_isError(r))
 			r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_nbWorkers, threads > 0 ? threads : 1);
+		if (!ZSTD_isError(r))
+			r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_jobSize, (int)RP_ZSTD_JOB);
 		if (ZSTD_isError(r)) {
 			compressor_free(c);
 			return rp_errf(err, "zstd: %s", ZSTD_getErrorName(r));
@@ -235,9 +316,36 @@ int compressor_write(struct compressor *c, const void *buf, size_t len, struct r
 
 	switch (c->kind) {
 	case RP_COMP_NONE:
-		return c->sink(c->ctx, buf, len, err);
+		if (!c->nworkers)
+			return c->sink(c->ctx, buf, len, err);
+		while (len) {
+			struct gz_chunk *ch = &c->chunks[c->fill % c->nchunks];
+			size_t n = RP_GZIP_CHUNK - ch->in_len;
+
+			if (n > len)
+				n = len;
+			memcpy(ch->in + ch->in_len, p, n);
+			ch->in_len += n;
+			p += n;
+			len -= n;
+			if (ch->in_len == RP_GZIP_CHUNK && none_submit(c, 0, err) < 0)
+				return -1;
+		}
+		return 0;
 	case RP_COMP_ZSTD:
-		return zstd_run(c, buf, len, ZSTD_e_continue, err);
+		/* zstd's multi-threaded mode turns a full job into a job when a queue slot is free:
+		 * if the input ends exactly at a job boundary, that last full job is marked final or
+		 * not (then an empty final block follows) depending on timing. Holding the last byte
+		 * back for ZSTD_e_end makes the final job never empty, so the bytes never vary. */
+		if (len == 0)
+			return 0;
+		if (c->has_held && zstd_run(c, &c->held, 1, ZSTD_e_continue, err) < 0)
+			return -1;
+		if (len > 1 && zstd_run(c, p, len - 1, ZSTD_e_continue, err) < 0)
+			return -1;
+		c->held = p[len - 1];
+		c->has_held = 1;
+		return 0;
 	case RP_COMP_GZIP:
 		while (len) {
 			struct gz_chunk *ch = &c->chunks[c->fill % c->nchunks];
@@ -263,9 +371,10 @@ int compressor_finish(struct compressor *c, struct rp_err *err)
 
 	switch (c->kind) {
 	case RP_COMP_NONE:
-		return 0;
+		return c->nworkers ? none_submit(c, 1, err) : 0;
 	case RP_COMP_ZSTD:
-		return zstd_run(c, empty, 0, ZSTD_e_end, err);
+		return c->has_held ? zstd_run(c, &c->held, 1, ZSTD_e_end, err)
+				   : zstd_run(c, empty, 0, ZSTD_e_end, err);
 	case RP_COMP_GZIP:
 		/* The partial last chunk; an empty input still needs one (empty) member. */
 		if (c->chunks[c->fill % c->nchunks].in_len > 0 || (!c->wrote && c->fill == c->emit))

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STREAM_BUF (1u << 20)
+#define STREAM_BUF (128u << 10) /* small enough to stay in L2 (see layout/tree.c BLOB_BUF) */
 
 char *ar_normalize(const char *base_dir, const char *path)
 {
@@ -83,6 +83,43 @@ static struct archive *open_archive(const char *path, struct rp_err *err, const 
 		return NULL;
 	}
 	return a;
+}
+
+/* The compression-bomb cap (AR_RATIO_MAX): 0, or -1 with err set. Uncompressed inputs pass. */
+static int check_ratio(struct archive *a, const char *display, struct rp_err *err)
+{
+	la_int64_t in, out;
+
+	if (archive_filter_count(a) < 2)
+		return 0;
+	in = archive_filter_bytes(a, -1);
+	out = archive_filter_bytes(a, 0);
+	if (in < 0 || out < 0 || (uint64_t)out <= (uint64_t)in * AR_RATIO_MAX + AR_RATIO_SLACK)
+		return 0;
+	return rp_errf(err, "'%s': decompresses to more than %u times its size (%lld bytes from "
+		       "%lld): a compression bomb? Decompress it first if it is genuine", display,
+		       AR_RATIO_MAX, (long long)out, (long long)in);
+}
+
+/* Skip an entry's data; through a compression filter, block by block under the bomb cap. */
+static int skip_data(struct archive *a, const char *display, const char *raw, struct rp_err *err)
+{
+	const void *buf;
+	size_t len;
+	la_int64_t off;
+	int r;
+
+	if (archive_filter_count(a) < 2) {
+		if (archive_read_data_skip(a) == ARCHIVE_OK)
+			return 0;
+		return rp_errf(err, "'%s': entry '%s': %s", display, raw, archive_error_string(a));
+	}
+	while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK)
+		if (check_ratio(a, display, err) < 0)
+			return -1;
+	if (r != ARCHIVE_EOF)
+		return rp_errf(err, "'%s': entry '%s': %s", display, raw, archive_error_string(a));
+	return 0;
 }
 
 static enum ar_type entry_type(struct archive_entry *ae)
@@ -215,13 +252,10 @@ static int index_tar(struct ar_index *idx, ar_keep_fn keep, struct rp_err *err)
 		k = decide_keep(idx, e, keep, &kept, err);
 		if (k < 0)
 			goto out;
-		if (k) {
-			if (read_data(a, e, idx, err) < 0)
-				goto out;
-		} else if (archive_read_data_skip(a) != ARCHIVE_OK) {
-			rp_errf(err, "'%s': entry '%s': %s", display, raw, archive_error_string(a));
+		if ((k ? read_data(a, e, idx, err) : skip_data(a, display, raw, err)) < 0)
 			goto out;
-		}
+		if (check_ratio(a, display, err) < 0)
+			goto out;
 	}
 	if (r != ARCHIVE_EOF) {
 		rp_errf(err, "'%s': %s", display,
@@ -542,7 +576,8 @@ int ar_stream(const struct ar_index *idx, ar_want_fn want, ar_data_fn data, void
 			if (n == 0)
 				break;
 			got += n;
-			if (data(ctx, e, buf, (size_t)n, err) < 0)
+			if (check_ratio(a, idx->display, err) < 0 ||
+			    data(ctx, e, buf, (size_t)n, err) < 0)
 				goto out;
 		}
 		if (got != e->size) {
@@ -631,4 +666,20 @@ int ar_load(struct ar_index *idx, const struct ar_entry **want, size_t n, struct
 	rc = ar_stream(idx, load_want, load_data, &c, err);
 	free(c.fill);
 	return rc;
+}
+
+int ar_seekable(const struct ar_index *idx)
+{
+	struct rp_err err;
+	struct archive *a;
+	int plain;
+
+	if (idx->is_dir)
+		return 1;
+	a = open_archive(idx->path, &err, idx->display);
+	if (!a)
+		return 0;
+	plain = archive_filter_count(a) < 2; /* only the file itself: no decompression filter */
+	archive_read_free(a);
+	return plain;
 }

@@ -16,6 +16,12 @@
 #define AR_META_MAX (16u << 20)	    /* one metadata file */
 #define AR_META_TOTAL (256u << 20)  /* all metadata files of one input */
 #define AR_ENTRIES_MAX 1000000u
+/* A compressed input may expand to at most AR_RATIO_MAX times the bytes read from the file, plus
+ * AR_RATIO_SLACK: gzip itself cannot exceed 1032:1, so no gzip input is refused, while a bzip2,
+ * xz or zstd bomb (bzip2 turns 79 bytes into 64 MiB of zeros) stops within seconds instead of
+ * keeping the build busy for hours. A genuine input beyond that can be decompressed first. */
+#define AR_RATIO_MAX 1100u
+#define AR_RATIO_SLACK (64u << 20)
 
 enum ar_type { AR_FILE, AR_DIR, AR_SYMLINK, AR_HARDLINK, AR_OTHER };
 
@@ -61,6 +67,10 @@ typedef int (*ar_data_fn)(void *ctx, const struct ar_entry *e, const void *buf, 
 			  struct rp_err *err);
 int ar_stream(const struct ar_index *idx, ar_want_fn want, ar_data_fn data, void *ctx,
 	      struct rp_err *err);
+
+/* 1 if skipping an entry's data is cheap (an OCI layout directory, or a tar file that is not
+ * compressed): separate ar_stream passes over different entries can then run at once. */
+int ar_seekable(const struct ar_index *idx);
 
 /* Make sure these entries' bytes are in memory (one more pass for those that are not), each at
  * most AR_META_MAX. */

@@ -29,7 +29,7 @@ static const char snapshot_usage[] =
 	"  -h, --help      show this help\n";
 
 static const char verify_usage[] =
-	"usage: regpress verify [--quick] [--json] [--pubkey PUB] [--progress=MODE] TREE\n"
+	"usage: regpress verify [--quick] [--json] [--pubkey PUB] [--progress=MODE] [-q] TREE\n"
 	"\n"
 	"Check TREE against its snapshot: re-hash every blob, parse every manifest and check that\n"
 	"what it references is served, check that tag lists, catalog, index.json and the served\n"
@@ -41,6 +41,7 @@ static const char verify_usage[] =
 	"                  and nothing in the tree beyond the signed snapshot\n"
 	"  --json          print the result as JSON\n"
 	"  --progress=MODE auto (a line on a terminal, default), plain (for logs), none\n"
+	"  -q, --quiet     no progress (problems and the result are still printed)\n"
 	"  -h, --help      show this help\n";
 
 static const char keygen_usage[] =
@@ -184,7 +185,7 @@ static void verify_report(void *ctx, enum verify_level level, const char *path, 
 							  "path", path, "problem", what));
 		return;
 	}
-	progress_end(&o->prog);
+	progress_clear(&o->prog);
 	printf("%s: %s%s\n", path, level == VERIFY_WARNING ? "warning: " : "", what);
 }
 
@@ -204,7 +205,7 @@ int cmd_verify(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct verify_out out = { 0, json_array(), { NULL, 0, 0, 0, 0 } };
+	struct verify_out out = { .as_json = 0, .items = json_array() };
 	struct verify_opts opts = { 0, NULL, verify_report, verify_progress, &out };
 	struct verify_result res;
 	struct rp_err err = { "" };

@@ -11,6 +11,7 @@
 #include "build.h"
 #include "cmd.h"
 #include "fsutil.h"
+#include "progress.h"
 #include "tree.h"
 
 static const char usage_text[] =
@@ -41,10 +42,20 @@ static const char usage_text[] =
 	"  -j, --threads N           compression threads (default: all cores); output does not\n"
 	"                            depend on it\n"
 	"      --json                print the result as JSON\n"
-	"  -q, --quiet               print nothing on success\n"
+	"      --progress=MODE       auto (a progress line when stderr is a terminal, default),\n"
+	"                            plain (a line every few seconds, for logs), none\n"
+	"  -q, --quiet               print nothing on success, no progress\n"
 	"  -h, --help                show this help\n"
 	"\n"
 	"Environment: SOURCE_DATE_EPOCH sets every mtime in the tree (default 0).\n";
+
+static void build_progress(void *ctx, const char *input, uint64_t done, uint64_t total)
+{
+	struct progress *p = ctx;
+
+	p->label = input;
+	progress_update(p, done, total);
+}
 
 /* Copy standard input into the tree's scratch area: the formats need two passes. */
 static int spool_stdin(const char *dir, char **path, struct rp_err *err)
@@ -125,11 +136,13 @@ int cmd_build(int argc, char **argv)
 		{ "threads", required_argument, NULL, 'j' },
 		{ "json", no_argument, NULL, 'J' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "progress", required_argument, NULL, 'G' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct build_opts opts;
-	const char *output = NULL, *format = NULL;
+	const char *output = NULL, *format = NULL, *progress_mode = "auto";
+	struct progress prog;
 	struct layout_tree *tree = NULL;
 	struct builder *b = NULL;
 	struct rp_err err = { "" };
@@ -185,6 +198,12 @@ int cmd_build(int argc, char **argv)
 			break;
 		case 'q':
 			quiet = 1;
+			progress_mode = "none";
+			break;
+		case 'G':
+			if (strcmp(optarg, "auto") && strcmp(optarg, "plain") && strcmp(optarg, "none"))
+				return cmd_usage_error("build", "--progress is auto, plain or none");
+			progress_mode = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -208,6 +227,9 @@ int cmd_build(int argc, char **argv)
 		if (!strcmp(argv[i], "-") && stdin_used++)
 			return cmd_usage_error("build", "'-' given twice");
 
+	progress_init(&prog, "building", progress_mode);
+	opts.progress = build_progress;
+	opts.progress_ctx = &prog;
 	if (layout_open(output, &tree, &err) < 0 || builder_new(tree, &opts, &b, &err) < 0)
 		goto out;
 	for (i = optind; i < argc; i++) {
@@ -225,6 +247,7 @@ int cmd_build(int argc, char **argv)
 		if (r < 0)
 			goto out;
 	}
+	progress_end(&prog);
 	if (builder_finish(b, &err) < 0 || layout_commit(tree, &err) < 0)
 		goto out;
 	report = builder_report(b);
@@ -232,6 +255,7 @@ int cmd_build(int argc, char **argv)
 		print_result(report, layout_snapshot_id(tree), as_json);
 	rc = 0;
 out:
+	progress_end(&prog);
 	if (rc)
 		cmd_fail("build", &err);
 	json_decref(report);
