@@ -310,6 +310,28 @@ static int zstd_run(struct compressor *c, const void *buf, size_t len, ZSTD_EndD
 	}
 }
 
+/* Copy input into the current chunk; each chunk that fills up goes to the workers (gzip: to be
+ * deflated; none: to be written by the writer thread). */
+static int fill_chunks(struct compressor *c, const unsigned char *p, size_t len, int kind,
+		       struct rp_err *err)
+{
+	while (len) {
+		struct gz_chunk *ch = &c->chunks[c->fill % c->nchunks];
+		size_t n = RP_GZIP_CHUNK - ch->in_len;
+
+		if (n > len)
+			n = len;
+		memcpy(ch->in + ch->in_len, p, n);
+		ch->in_len += n;
+		p += n;
+		len -= n;
+		if (ch->in_len == RP_GZIP_CHUNK &&
+		    (kind == RP_COMP_GZIP ? gz_submit(c, err) : none_submit(c, 0, err)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int compressor_write(struct compressor *c, const void *buf, size_t len, struct rp_err *err)
 {
 	const unsigned char *p = buf;
@@ -318,20 +340,7 @@ int compressor_write(struct compressor *c, const void *buf, size_t len, struct r
 	case RP_COMP_NONE:
 		if (!c->nworkers)
 			return c->sink(c->ctx, buf, len, err);
-		while (len) {
-			struct gz_chunk *ch = &c->chunks[c->fill % c->nchunks];
-			size_t n = RP_GZIP_CHUNK - ch->in_len;
-
-			if (n > len)
-				n = len;
-			memcpy(ch->in + ch->in_len, p, n);
-			ch->in_len += n;
-			p += n;
-			len -= n;
-			if (ch->in_len == RP_GZIP_CHUNK && none_submit(c, 0, err) < 0)
-				return -1;
-		}
-		return 0;
+		return fill_chunks(c, p, len, RP_COMP_NONE, err);
 	case RP_COMP_ZSTD:
 		/* zstd's multi-threaded mode turns a full job into a job when a queue slot is free:
 		 * if the input ends exactly at a job boundary, that last full job is marked final or
@@ -347,20 +356,7 @@ int compressor_write(struct compressor *c, const void *buf, size_t len, struct r
 		c->has_held = 1;
 		return 0;
 	case RP_COMP_GZIP:
-		while (len) {
-			struct gz_chunk *ch = &c->chunks[c->fill % c->nchunks];
-			size_t n = RP_GZIP_CHUNK - ch->in_len;
-
-			if (n > len)
-				n = len;
-			memcpy(ch->in + ch->in_len, p, n);
-			ch->in_len += n;
-			p += n;
-			len -= n;
-			if (ch->in_len == RP_GZIP_CHUNK && gz_submit(c, err) < 0)
-				return -1;
-		}
-		return 0;
+		return fill_chunks(c, p, len, RP_COMP_GZIP, err);
 	}
 	return 0;
 }

@@ -13,18 +13,9 @@ FX=$T/fx
 W=$T/work
 mkdir -p "$W"
 
-# tree_state TREE: every name, type, mode, size, mtime and link target, and every file's sha256.
-tree_state() {
-	(
-		cd "$1" || exit 1
-		find . -printf '%p %y %m %s %T@ %l\n' | LC_ALL=C sort
-		find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
-	)
-}
-
 # same_tree A B: diff -r and the same names, modes, mtimes and link targets.
 same_tree() {
-	diff -r --no-dereference "$1" "$2" && diff <(tree_state "$1") <(tree_state "$2")
+	diff -r --no-dereference "$1" "$2" && diff <(e2e_tree_state "$1") <(e2e_tree_state "$2")
 }
 
 snap_id() { "$REGPRESS" snapshot "$1" 2>&1 >/dev/null | awk '{print $2}'; }

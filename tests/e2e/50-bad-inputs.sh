@@ -28,20 +28,10 @@ if grep -q -a __asan_init "$REGPRESS"; then BOMB_MIB=256; fi
 python3 "$(repo)/tests/bad/mkbad.py" "$BAD" "$FX/app.tar" "$W/app-oci.tar" "${BAD_BOMB_MIB:-$BOMB_MIB}" ||
 	e2e_die "mkbad.py"
 
-# tree_state TREE: everything a reader could notice: a line per file or directory with type,
-# size, mode, mtime (ns), link target and, for files, the sha256 of the contents.
-tree_state() {
-	(
-		cd "$1" || exit 1
-		find . -printf '%p %y %s %m %T@ %l\n' | LC_ALL=C sort
-		find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
-	)
-}
-
 TREE=$T/tree
 "$REGPRESS" build -q --progress=none -o "$TREE" "$FX/base.tar" "$FX/multi.tar" ||
 	e2e_die "building the good tree"
-tree_state "$TREE" >"$W/state.before"
+e2e_tree_state "$TREE" >"$W/state.before"
 "$REGPRESS" snapshot "$TREE" >"$W/snapshot.before" 2>/dev/null
 
 # contains_in_order TEXT PATTERN: TEXT holds the pieces of PATTERN between its "*"s, in order.
@@ -73,7 +63,7 @@ bad_case() {
 	grep -qF -- "'$input'" "$W/err" || { echo "the message does not name '$input'"; return 1; }
 	contains_in_order "$(cat "$W/err")" "$want_msg" || { echo "the message does not say: $want_msg"; return 1; }
 	[ ! -s "$W/out" ] || { echo "unexpected output:"; cat "$W/out"; return 1; }
-	tree_state "$TREE" >"$W/state.after"
+	e2e_tree_state "$TREE" >"$W/state.after"
 	diff "$W/state.before" "$W/state.after" || { echo "the tree changed"; return 1; }
 	"$REGPRESS" verify --progress=none "$TREE" >/dev/null || { echo "verify failed"; return 1; }
 	# A failing build into a path that does not exist leaves nothing behind (nor its parents).

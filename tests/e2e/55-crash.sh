@@ -32,14 +32,6 @@ build() { "$REGPRESS" build -q --progress=none "$@"; }
 ADD=("$FX/app.tar" "$FX/big.tar")              # what every crashed build adds
 ADDED=(example.com/team/app:1.0 example.com/team/app:latest big/one:1)
 
-# tree_state TREE: every name, type, size, mode, mtime and link target, and every file's sha256.
-tree_state() {
-	(
-		cd "$1" || exit 1
-		find . -printf '%p %y %s %m %T@ %l\n' | LC_ALL=C sort
-		find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
-	)
-}
 snap() { "$REGPRESS" snapshot "$1" 2>/dev/null; }
 
 OLD=$W/old   # the good tree: base and multi
@@ -49,8 +41,8 @@ cp -a "$OLD" "$NEW"
 build -o "$NEW" "${ADD[@]}" || e2e_die "adding to the good tree"
 snap "$OLD" >"$W/snap.old"
 snap "$NEW" >"$W/snap.new"
-tree_state "$OLD" >"$W/state.old"
-tree_state "$NEW" >"$W/state.new"
+e2e_tree_state "$OLD" >"$W/state.old"
+e2e_tree_state "$NEW" >"$W/state.new"
 "$REGPRESS" verify --progress=none "$NEW" >/dev/null || e2e_die "the new tree does not verify"
 
 # which_snapshot TREE: "old", "new" or "other" (registry/snapshot is what `snapshot` prints).
@@ -74,7 +66,7 @@ after_kill() {
 	build -o "$tree" "${ADD[@]}" || { echo "the next build failed"; return 1; }
 	# The same bytes as a clean build (which verifies): whatever the killed writer left is gone
 	# or is exactly what the build would have written.
-	diff "$W/state.new" <(tree_state "$tree") || { echo "not the tree a clean build makes"; return 1; }
+	diff "$W/state.new" <(e2e_tree_state "$tree") || { echo "not the tree a clean build makes"; return 1; }
 }
 
 # Under ASan (several times slower) every third crash point is tried, and every point around the
@@ -171,7 +163,7 @@ served_crash() {
 	diff "$W/base.served" <(served library/base 1)
 	"$REGPRESS" rm "$TREE" "${ADDED[@]}" >/dev/null
 	"$REGPRESS" gc "$TREE" >/dev/null
-	diff "$W/state.old" <(tree_state "$TREE") || { echo "rm + gc did not give back the old tree"; return 1; }
+	diff "$W/state.old" <(e2e_tree_state "$TREE") || { echo "rm + gc did not give back the old tree"; return 1; }
 	served big/one 1 | grep -q '^404 ' || { echo "big/one:1 still served after rm"; return 1; }
 }
 for n in 1 $((FIRST_NEW / 2)) $((FIRST_NEW - 1)) "$FIRST_NEW" "$POINTS"; do
@@ -256,7 +248,7 @@ e2e_log "phase 5 at ${SECONDS} s"
 no_space() {
 	local tree=$1 kind=$2 rc=0 before
 	shift 2
-	before=$(tree_state "$tree")
+	before=$(e2e_tree_state "$tree")
 	"$@" >"$W/out" 2>"$W/err" || rc=$?
 	echo "exit $rc: $(cat "$W/err")"
 	if [ "$rc" -eq 0 ]; then
@@ -266,7 +258,7 @@ no_space() {
 	[ "$rc" -eq 1 ] || { echo "want exit 1 (not a signal)"; return 1; }
 	[ "$(wc -l <"$W/err")" -eq 1 ] || { echo "want one line on stderr"; return 1; }
 	grep -q "$kind" "$W/err" || { echo "the message does not say '$kind'"; return 1; }
-	diff <(echo "$before") <(tree_state "$tree") || { echo "the tree changed"; return 1; }
+	diff <(echo "$before") <(e2e_tree_state "$tree") || { echo "the tree changed"; return 1; }
 	"$REGPRESS" verify --progress=none "$tree" >/dev/null
 }
 cp -a "$OLD" "$W/f"

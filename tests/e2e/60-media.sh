@@ -36,15 +36,7 @@ random_image "$FX/big.tar" big/blob:1 2300 big >"$W/big.log" 2>&1 ||
 random_image "$FX/extra.tar" extra/img:2 420 extra >"$W/extra.log" 2>&1 ||
 	{ cat "$W/extra.log"; e2e_die "making the extra image"; }
 
-# tree_state TREE: every name, type, size, mode and mtime, and every file's sha256.
-tree_state() {
-	(
-		cd "$1" || exit 1
-		find . -printf '%p %y %s %m %T@ %l\n' | LC_ALL=C sort
-		find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
-	)
-}
-same_state() { diff <(tree_state "$1") <(tree_state "$2"); }
+same_state() { diff <(e2e_tree_state "$1") <(e2e_tree_state "$2"); }
 snap_id() { "$REGPRESS" snapshot "$1" 2>&1 >/dev/null | awk '{print $2}'; }
 # carried VOLDIR...: the blob digests the volumes carry (whole or in parts), sorted.
 carried() {
@@ -144,13 +136,13 @@ imported_same() {
 	diff -r "$A/blobs" "$E/blobs"
 	diff -r "$A/registry" "$E/registry"
 	same_file "$A/index.json" "$E/index.json"
-	diff <(tree_state "$A" | grep -Ev '(^| )\./cache(/| |$)') <(tree_state "$E")
+	diff <(e2e_tree_state "$A" | grep -Ev '(^| )\./cache(/| |$)') <(e2e_tree_state "$E")
 }
 check "imported tree: blobs/, registry/, index.json, modes and mtimes as the original" imported_same
 import_again() {
-	tree_state "$E" >"$W/again.before"
+	e2e_tree_state "$E" >"$W/again.before"
 	"$REGPRESS" import "${VOLS[0]}" --into "$E" | grep -q "already at snapshot $ID_A"
-	diff "$W/again.before" <(tree_state "$E")
+	diff "$W/again.before" <(e2e_tree_state "$E")
 }
 check "import again: already at the snapshot, nothing changes" import_again
 
@@ -212,13 +204,13 @@ check "delta onto a copy of the old tree: the new snapshot id, verify passes" de
 # wrong_base TREE: refused with one line naming the volume, exit 1, TREE byte-identical.
 wrong_base() {
 	local tree=$1 rc=0
-	tree_state "$tree" >"$W/wb.before"
+	e2e_tree_state "$tree" >"$W/wb.before"
 	"$REGPRESS" import "${DVOLS[@]}" --into "$tree" 2>"$W/wb.err" || rc=$?
 	cat "$W/wb.err"
 	[ "$rc" -eq 1 ] || { echo "exit $rc, want 1"; return 1; }
 	[ "$(wc -l <"$W/wb.err")" -eq 1 ] || { echo "want one line"; return 1; }
 	grep -q "^regpress import: '${DVOLS[0]}': a delta from snapshot $ID_A" "$W/wb.err"
-	diff "$W/wb.before" <(tree_state "$tree") || { echo "the tree changed"; return 1; }
+	diff "$W/wb.before" <(e2e_tree_state "$tree") || { echo "the tree changed"; return 1; }
 }
 "$REGPRESS" build -q -o "$W/other" "$FX/base.tar" || e2e_die "build other"
 check "delta onto another tree: refused before anything is written" wrong_base "$W/other"
@@ -254,13 +246,13 @@ p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 1; open(
 	for v in "${VOLS[@]}"; do
 		[ "$v" = "$vol" ] || { "$REGPRESS" import "$v" --into "$tree" >/dev/null; break; }
 	done
-	tree_state "$tree" >"$W/dmg.before"
+	e2e_tree_state "$tree" >"$W/dmg.before"
 	"$REGPRESS" import "$W/bad-vol" --into "$tree" 2>"$W/dmg.err" || rc=$?
 	cat "$W/dmg.err"
 	[ "$rc" -eq 1 ] || { echo "exit $rc, want 1"; return 1; }
 	[ "$(wc -l <"$W/dmg.err")" -eq 1 ] || { echo "want one line"; return 1; }
 	grep -q "^regpress import: '$blob': content has digest" "$W/dmg.err"
-	diff "$W/dmg.before" <(tree_state "$tree") || { echo "the tree changed"; return 1; }
+	diff "$W/dmg.before" <(e2e_tree_state "$tree") || { echo "the tree changed"; return 1; }
 	rc=0
 	"$REGPRESS" import --check "$W/bad-vol" 2>&1 || rc=$?
 	[ "$rc" -eq 1 ]
@@ -285,11 +277,11 @@ mixed_sets() {
 check "volumes of two different sets in one run: refused" mixed_sets
 other_set_pending() {
 	local rc=0 tree=$W/damaged-into
-	tree_state "$tree" >"$W/pending.before"
+	e2e_tree_state "$tree" >"$W/pending.before"
 	"$REGPRESS" import "${DVOLS[0]}" --into "$tree" 2>"$W/pending.err" || rc=$?
 	cat "$W/pending.err"
 	[ "$rc" -eq 1 ] && grep -q "has an unfinished import of another volume set" "$W/pending.err"
-	diff "$W/pending.before" <(tree_state "$tree")
+	diff "$W/pending.before" <(e2e_tree_state "$tree")
 }
 check "a volume of another set while an import is unfinished: refused, tree unchanged" other_set_pending
 

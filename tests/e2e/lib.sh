@@ -19,6 +19,7 @@
 #   e2e_serve_stop       stops the server (status 1 if it ignored SIGTERM or logged a sanitizer error)
 #   e2e_done             stops everything, removes temp dirs, prints "N passed, N failed", exits
 #   fails CMD, same_file A B   small predicates for check
+#   e2e_tree_state DIR   names, types, sizes, modes, mtimes, links and sha256 of a tree, to diff
 #
 # $E2E_CACHE (set by tests/run.sh): fixtures are made there once per run. KEEP=1 keeps $T.
 # The EXIT trap is the harness's cleanup: a script must not replace it.
@@ -101,6 +102,16 @@ fails() {
 		return 1
 	fi
 	return 0
+}
+
+# e2e_tree_state DIR: everything a reader of DIR could notice, as text to diff: a line per file
+# or directory with type, size, mode, mtime (ns) and link target, then every file's sha256.
+e2e_tree_state() {
+	(
+		cd "$1" || exit 1
+		find . -printf '%p %y %s %m %T@ %l\n' | LC_ALL=C sort
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
+	)
 }
 
 # same_file A B: byte-identical files, with a short diff when not.
