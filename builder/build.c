@@ -513,20 +513,16 @@ static int add_node(struct input *in, size_t *out, struct rp_err *err)
 static int parse_child(struct input *in, json_t *d, const char *parent, size_t i,
 		       struct src_desc *out, struct rp_err *err)
 {
-	const char *digest = json_string_value(json_object_get(d, "digest"));
-	const char *mt = json_string_value(json_object_get(d, "mediaType"));
-	json_t *size = json_object_get(d, "size");
-	const char *hex;
+	enum src_desc_fault fault = src_desc_parse(d, out);
 
-	memset(out, 0, sizeof(*out));
-	if (!digest || !rp_digest_parse(digest, &hex) || !json_is_integer(size) ||
-	    json_integer_value(size) < 0 || !mt)
-		return rp_errf(err, "'%s': sha256:%s: descriptor %zu is malformed", in->idx->display,
-			       parent, i + 1);
-	memcpy(out->hex, hex, RP_HEX_LEN + 1);
-	out->size = json_integer_value(size);
-	out->media_type = strdup(mt);
-	return out->media_type ? 0 : rp_errf(err, "out of memory");
+	if (fault == SRC_DESC_OK)
+		return 0;
+	if (fault == SRC_DESC_NO_MEMORY)
+		return rp_errf(err, "out of memory");
+	free(out->media_type); /* a manifest's descriptors must name their media type */
+	out->media_type = NULL;
+	return rp_errf(err, "'%s': sha256:%s: descriptor %zu is malformed", in->idx->display, parent,
+		       i + 1);
 }
 
 /* Mark a blob of a preserved image for copying (or rebuilding), checking it is there. */

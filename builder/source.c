@@ -47,6 +47,28 @@ const struct src_format *src_detect(const struct ar_index *idx, struct rp_err *e
 	return best;
 }
 
+enum src_desc_fault src_desc_parse(json_t *d, struct src_desc *out)
+{
+	const char *digest = json_string_value(json_object_get(d, "digest"));
+	const char *mt = json_string_value(json_object_get(d, "mediaType"));
+	json_t *size = json_object_get(d, "size");
+	const char *hex;
+
+	memset(out, 0, sizeof(*out));
+	if (!json_is_object(d))
+		return SRC_DESC_NOT_OBJECT;
+	if (!digest || !rp_digest_parse(digest, &hex))
+		return SRC_DESC_BAD_DIGEST;
+	if (!json_is_integer(size) || json_integer_value(size) < 0)
+		return SRC_DESC_BAD_SIZE;
+	memcpy(out->hex, hex, RP_HEX_LEN + 1);
+	out->size = json_integer_value(size);
+	out->media_type = strdup(mt ? mt : "");
+	if (!out->media_type)
+		return SRC_DESC_NO_MEMORY;
+	return mt ? SRC_DESC_OK : SRC_DESC_NO_MEDIA_TYPE;
+}
+
 void src_image_clear(struct src_image *img)
 {
 	size_t i;

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "digest.h"
 #include "err.h"
 #include "tarball.h"
@@ -57,6 +59,19 @@ const struct src_format *src_detect(const struct ar_index *idx, struct rp_err *e
 void src_images_free(struct src_images *imgs);
 /* Free what one image owns and zero it. */
 void src_image_clear(struct src_image *img);
+
+/* What is wrong with a descriptor object, if anything. */
+enum src_desc_fault {
+	SRC_DESC_OK,
+	SRC_DESC_NO_MEDIA_TYPE, /* otherwise well-formed; media_type is "" */
+	SRC_DESC_NOT_OBJECT,
+	SRC_DESC_BAD_DIGEST,	/* missing, or not sha256:<64 lowercase hex> */
+	SRC_DESC_BAD_SIZE,	/* missing, not an integer, or negative */
+	SRC_DESC_NO_MEMORY,
+};
+/* Parse a descriptor's digest, size and media type into out (media_type malloc'd when the result
+ * is SRC_DESC_OK or SRC_DESC_NO_MEDIA_TYPE; out is zeroed otherwise). Callers word the message. */
+enum src_desc_fault src_desc_parse(json_t *d, struct src_desc *out);
 
 /* Helpers shared by the formats. */
 int src_add_ref(char ***refs, size_t *n, const char *ref, struct rp_err *err);

@@ -40,23 +40,21 @@ static const struct ar_entry *oci_blob(const struct ar_index *idx, const char *h
 static int parse_desc(const struct ar_index *idx, json_t *d, const char *where,
 		      struct src_desc *out, struct rp_err *err)
 {
-	const char *digest = json_string_value(json_object_get(d, "digest"));
-	const char *mt = json_string_value(json_object_get(d, "mediaType"));
-	json_t *size = json_object_get(d, "size");
-	const char *hex;
-
-	memset(out, 0, sizeof(*out));
-	if (!json_is_object(d))
+	switch (src_desc_parse(d, out)) {
+	case SRC_DESC_OK:
+	case SRC_DESC_NO_MEDIA_TYPE: /* index.json may leave it out */
+		return 0;
+	case SRC_DESC_NOT_OBJECT:
 		return rp_errf(err, "'%s': %s is not a descriptor object", idx->display, where);
-	if (!digest || !rp_digest_parse(digest, &hex))
+	case SRC_DESC_BAD_DIGEST:
 		return rp_errf(err, "'%s': %s: digest is missing or not sha256:<64 hex>",
 			       idx->display, where);
-	if (!json_is_integer(size) || json_integer_value(size) < 0)
+	case SRC_DESC_BAD_SIZE:
 		return rp_errf(err, "'%s': %s: size is missing or negative", idx->display, where);
-	memcpy(out->hex, hex, RP_HEX_LEN + 1);
-	out->size = json_integer_value(size);
-	out->media_type = strdup(mt ? mt : "");
-	return out->media_type ? 0 : rp_errf(err, "out of memory");
+	case SRC_DESC_NO_MEMORY:
+		break;
+	}
+	return rp_errf(err, "out of memory");
 }
 
 /* A ref.name is either a tag (the layout's convention) or a whole reference (skopeo oci:d:ref). */
