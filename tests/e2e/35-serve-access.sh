@@ -45,35 +45,13 @@ chgrp www-data "$T/htpasswd" 2>/dev/null || chmod 644 "$T/htpasswd"
 # ---------------------------------------------------------------------------------------------
 # helpers
 
-# serve TREE [SERVE OPTIONS...]: regpress serve on a free port with our certificates; waits until
-# it answers anything over TLS (a 401, or a refused client certificate, counts as up).
-serve() {
-	local tree=$1 _ i
-	shift
-	for _ in 1 2 3; do
-		PORT=$(e2e_free_port)
-		SERVE_LOG=$T/serve-$PORT.log
-		e2e_spawn "$SERVE_LOG" "$REGPRESS" serve "$tree" --cert "$CERTS/server.crt" \
-			--key "$CERTS/server.key" --listen "127.0.0.1:$PORT" "$@"
-		SERVE_PID=$E2E_SPAWNED
-		for ((i = 0; i < E2E_WAIT_TENTHS; i++)); do
-			e2e_alive "$SERVE_PID" || break
-			if echo | timeout 2 openssl s_client -connect "127.0.0.1:$PORT" >/dev/null 2>&1 ||
-				grep -q 'server started' "$SERVE_LOG"; then
-				_e2e_adopt "$(e2e_descendants "$SERVE_PID")"
-				REG=127.0.0.1:$PORT
-				URL=https://$REG
-				export PORT URL REG SERVE_PID SERVE_LOG
-				return 0
-			fi
-			sleep 0.1
-		done
-		e2e_stop "$SERVE_PID" || true
-		grep -qi 'address already in use' "$SERVE_LOG" || break
-	done
-	sed 's/^/#   | /' "$SERVE_LOG"
-	e2e_die "regpress serve $*"
+# serve TREE [SERVE OPTIONS...]: e2e_serve, up as soon as it answers anything over TLS (a 401, or
+# a refused client certificate, counts as up).
+tls_up() {
+	echo | timeout 2 openssl s_client -connect "127.0.0.1:$PORT" >/dev/null 2>&1 ||
+		grep -q 'server started' "$SERVE_LOG"
 }
+serve() { E2E_SERVE_PROBE=tls_up e2e_serve "$@"; }
 
 # req [CURL ARGS...] PATH: status in $T/s, headers in $T/h, body in $T/b; curl's exit status is
 # returned (35/56: the TLS handshake was refused).

@@ -576,7 +576,8 @@ _e2e_make_fixtures_in() {
 
 # e2e_serve TREE [OPTION...]: `regpress serve` in the background on a free port of 127.0.0.1 with
 # certificates from $CERTS (made in $T/certs when unset), plus any further serve OPTIONs (e.g.
-# --access-log FILE); waits until /v2/ answers over TLS.
+# --access-log FILE); waits until /v2/ answers over TLS, or until the function named by
+# $E2E_SERVE_PROBE succeeds (for servers that answer /v2/ with 401 or refuse our client).
 e2e_serve() {
 	local tree=$1 _
 	shift
@@ -602,17 +603,20 @@ e2e_serve() {
 		e2e_stop "$SERVE_PID" || true
 		grep -qi 'address already in use' "$SERVE_LOG" || break
 	done
-	echo "regpress serve did not answer /v2/ within $((E2E_WAIT_TENTHS / 10)) s; its output:"
+	echo "regpress serve did not come up within $((E2E_WAIT_TENTHS / 10)) s; its output:"
 	sed 's/^/#   | /' "$SERVE_LOG"
 	e2e_die "regpress serve $tree"
+}
+
+_e2e_v2_answers() {
+	curl -fsS -o /dev/null --max-time 2 --cacert "$CERTS/ca.crt" "https://127.0.0.1:$PORT/v2/" 2>/dev/null
 }
 
 _e2e_wait_served() {
 	local i
 	for ((i = 0; i < E2E_WAIT_TENTHS; i++)); do
 		e2e_alive "$SERVE_PID" || return 1
-		curl -fsS -o /dev/null --max-time 2 --cacert "$CERTS/ca.crt" \
-			"https://127.0.0.1:$PORT/v2/" 2>/dev/null && return 0
+		"${E2E_SERVE_PROBE:-_e2e_v2_answers}" && return 0
 		sleep 0.1
 	done
 	return 1
