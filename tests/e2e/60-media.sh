@@ -201,16 +201,24 @@ delta_import() {
 }
 check "delta onto a copy of the old tree: the new snapshot id, verify passes" delta_import
 
+# refused TREE PATTERN CMD...: CMD exits 1 with one line on stderr matching the grep PATTERN,
+# and TREE is byte-identical afterwards.
+refused() {
+	local tree=$1 pattern=$2 rc=0
+	shift 2
+	e2e_tree_state "$tree" >"$W/refused.before"
+	"$@" 2>"$W/refused.err" || rc=$?
+	cat "$W/refused.err"
+	[ "$rc" -eq 1 ] || { echo "exit $rc, want 1"; return 1; }
+	[ "$(wc -l <"$W/refused.err")" -eq 1 ] || { echo "want one line"; return 1; }
+	grep -q -- "$pattern" "$W/refused.err" || { echo "want: $pattern"; return 1; }
+	diff "$W/refused.before" <(e2e_tree_state "$tree") || { echo "the tree changed"; return 1; }
+}
+
 # wrong_base TREE: refused with one line naming the volume, exit 1, TREE byte-identical.
 wrong_base() {
-	local tree=$1 rc=0
-	e2e_tree_state "$tree" >"$W/wb.before"
-	"$REGPRESS" import "${DVOLS[@]}" --into "$tree" 2>"$W/wb.err" || rc=$?
-	cat "$W/wb.err"
-	[ "$rc" -eq 1 ] || { echo "exit $rc, want 1"; return 1; }
-	[ "$(wc -l <"$W/wb.err")" -eq 1 ] || { echo "want one line"; return 1; }
-	grep -q "^regpress import: '${DVOLS[0]}': a delta from snapshot $ID_A" "$W/wb.err"
-	diff "$W/wb.before" <(e2e_tree_state "$tree") || { echo "the tree changed"; return 1; }
+	refused "$1" "^regpress import: '${DVOLS[0]}': a delta from snapshot $ID_A" \
+		"$REGPRESS" import "${DVOLS[@]}" --into "$1"
 }
 "$REGPRESS" build -q -o "$W/other" "$FX/base.tar" || e2e_die "build other"
 check "delta onto another tree: refused before anything is written" wrong_base "$W/other"
@@ -246,14 +254,8 @@ p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 1; open(
 	for v in "${VOLS[@]}"; do
 		[ "$v" = "$vol" ] || { "$REGPRESS" import "$v" --into "$tree" >/dev/null; break; }
 	done
-	e2e_tree_state "$tree" >"$W/dmg.before"
-	"$REGPRESS" import "$W/bad-vol" --into "$tree" 2>"$W/dmg.err" || rc=$?
-	cat "$W/dmg.err"
-	[ "$rc" -eq 1 ] || { echo "exit $rc, want 1"; return 1; }
-	[ "$(wc -l <"$W/dmg.err")" -eq 1 ] || { echo "want one line"; return 1; }
-	grep -q "^regpress import: '$blob': content has digest" "$W/dmg.err"
-	diff "$W/dmg.before" <(e2e_tree_state "$tree") || { echo "the tree changed"; return 1; }
-	rc=0
+	refused "$tree" "^regpress import: '$blob': content has digest" \
+		"$REGPRESS" import "$W/bad-vol" --into "$tree"
 	"$REGPRESS" import --check "$W/bad-vol" 2>&1 || rc=$?
 	[ "$rc" -eq 1 ]
 }
@@ -276,12 +278,8 @@ mixed_sets() {
 }
 check "volumes of two different sets in one run: refused" mixed_sets
 other_set_pending() {
-	local rc=0 tree=$W/damaged-into
-	e2e_tree_state "$tree" >"$W/pending.before"
-	"$REGPRESS" import "${DVOLS[0]}" --into "$tree" 2>"$W/pending.err" || rc=$?
-	cat "$W/pending.err"
-	[ "$rc" -eq 1 ] && grep -q "has an unfinished import of another volume set" "$W/pending.err"
-	diff "$W/pending.before" <(e2e_tree_state "$tree")
+	refused "$W/damaged-into" "has an unfinished import of another volume set" \
+		"$REGPRESS" import "${DVOLS[0]}" --into "$W/damaged-into"
 }
 check "a volume of another set while an import is unfinished: refused, tree unchanged" other_set_pending
 
