@@ -22,6 +22,9 @@
  *                       switch; a missing --access-log file is created for NAME. With the default user and a tree it cannot read, lighttpd stays
  *                       root and a warning says why.
  *   --group NAME        the group for --user (default: the user's)
+ *   --workers N         lighttpd worker processes (server.max-worker); default one per online
+ *                       CPU, at most SERVE_DEFAULT_MAX_WORKERS. Serving over TLS is CPU-bound
+ *                       and one lighttpd process uses one core.
  *   --config-dir DIR    write lighttpd.conf, regpress.lua and errors/ into DIR and exit, for
  *                       running lighttpd yourself (lighttpd -D -f DIR/lighttpd.conf, systemd)
  *   --print-config      print the configuration and exit (its paths refer to --config-dir DIR,
@@ -63,6 +66,7 @@ static const char usage_text[] =
 	"  --user NAME         when started as root, serve as NAME (default www-data or\n"
 	"                      nobody; 'root' keeps root)\n"
 	"  --group NAME        group for --user (default: the user's)\n"
+	"  --workers N         lighttpd worker processes (default: one per CPU, at most 8)\n"
 	"  --config-dir DIR    write the lighttpd configuration and script into DIR and exit\n"
 	"  --print-config      print the lighttpd configuration and exit\n"
 	"  -h, --help          show this help\n"
@@ -253,7 +257,7 @@ static int choose_user(struct serve_opts *o, int explicit_user, struct rp_err *e
 int cmd_serve(int argc, char **argv)
 {
 	enum { OPT_CERT = 256, OPT_KEY, OPT_LISTEN, OPT_ACCESS_LOG, OPT_CONFIG_DIR, OPT_PRINT,
-	       OPT_HTPASSWD, OPT_CLIENT_CA, OPT_USER, OPT_GROUP };
+	       OPT_HTPASSWD, OPT_CLIENT_CA, OPT_USER, OPT_GROUP, OPT_WORKERS };
 	static const struct option longopts[] = {
 		{ "cert", required_argument, NULL, OPT_CERT },
 		{ "key", required_argument, NULL, OPT_KEY },
@@ -265,6 +269,7 @@ int cmd_serve(int argc, char **argv)
 		{ "client-ca", required_argument, NULL, OPT_CLIENT_CA },
 		{ "user", required_argument, NULL, OPT_USER },
 		{ "group", required_argument, NULL, OPT_GROUP },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -308,6 +313,16 @@ int cmd_serve(int argc, char **argv)
 		case OPT_GROUP:
 			o.group = optarg;
 			break;
+		case OPT_WORKERS: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (end == optarg || *end || n < 1 || n > SERVE_MAX_WORKERS)
+				return cmd_usage_error("serve", "--workers wants 1 to %d",
+						       SERVE_MAX_WORKERS);
+			o.workers = (int)n;
+			break;
+		}
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
@@ -319,6 +334,12 @@ int cmd_serve(int argc, char **argv)
 		return cmd_usage_error("serve", optind < argc ? "exactly one TREE expected"
 							      : "no TREE given");
 	o.tree = argv[optind];
+	if (!o.workers) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		o.workers = cpus < 1 ? 1 : cpus > SERVE_DEFAULT_MAX_WORKERS ? SERVE_DEFAULT_MAX_WORKERS
+									  : (int)cpus;
+	}
 	if (!o.cert || !o.key)
 		return cmd_usage_error("serve", "--cert and --key are required");
 	if (o.listen) {

@@ -1,9 +1,10 @@
 -- regpress.lua: the OCI Distribution pull API over a regpress tree (docs/tree-format.md).
 --
--- Runs as lighttpd mod_magnet `magnet.attract-physical-path-to` for every request. It only maps
--- URLs to files and sets headers: bytes are sent by lighttpd's static handler (sendfile, Range,
--- HEAD, Content-Length, ETag), and nothing is hashed or parsed per request except the one-line
--- manifest pointer and, when paginating, a tags/catalog JSON file.
+-- Runs as lighttpd mod_magnet `magnet.attract-physical-path-to` for every request. It maps URLs
+-- to files and sets headers: blobs and lists are sent by lighttpd's static handler (sendfile,
+-- Range, HEAD, Content-Length, ETag); manifests, small and hot, from a per-worker cache. Nothing is
+-- parsed per request except the one-line manifest pointer and, when paginating, a tags/catalog
+-- JSON file.
 --
 -- Every request outside a route below ends here with a status, so lighttpd never maps a URL to a
 -- file by itself: `registry/snapshot`, `blobs/...` or anything else under the document root are
@@ -12,6 +13,50 @@
 local r = lighty.r
 local attr = r.req_attr
 local hdr = r.resp_header
+
+-- Manifests are sent from memory, keyed by digest: a manifest GET then costs one small pointer
+-- read and no path lookups, where a file sent by lighttpd costs two lstat() per path component
+-- (symlink following is off). A manifest enters the cache only after lighttpd's static handler
+-- has served its file (with every symlink check) and its bytes hash to its digest. The table lives
+-- in the script's global state, which lighttpd keeps between requests (one per worker process),
+-- and is emptied when it passes MANIFEST_CACHE_BYTES, so memory stays bounded.
+local MANIFEST_MAX = 4 * 1024 * 1024 -- the limit registries put on a manifest
+local MANIFEST_CACHE_BYTES = 32 * 1024 * 1024 -- per worker process
+local MANIFESTS = _G.regpress_manifests
+if not MANIFESTS then
+	local bodies, bytes = {}, 0
+	MANIFESTS = {
+		get = function(hex)
+			return bodies[hex]
+		end,
+		put = function(hex, body)
+			if bytes + #body > MANIFEST_CACHE_BYTES then
+				bodies, bytes = {}, 0
+			end
+			bodies[hex] = body
+			bytes = bytes + #body
+		end,
+	}
+	_G.regpress_manifests = MANIFESTS
+end
+
+-- The same script runs again at response start for manifest URLs (serve.c): when the static
+-- handler has just sent a manifest missing from the cache (the request stage below left its digest
+-- in the request's environment), read it once more and keep it if it hashes right.
+if r.req_item.http_status ~= 0 then
+	local fill = r.req_env["regpress.fill"]
+	if fill and r.req_item.http_status == 200 and not MANIFESTS.get(fill) then
+		local f = io.open(attr["physical.path"], "rb")
+		local body = f and f:read(MANIFEST_MAX + 1)
+		if f then
+			f:close()
+		end
+		if body and lighty.c.md("sha256", body):lower() == fill then
+			MANIFESTS.put(fill, body)
+		end
+	end
+	return 0
+end
 
 local JSON = "application/json"
 local IMMUTABLE = "public, max-age=31536000, immutable"
@@ -101,14 +146,22 @@ local function file_exists(p)
 	return st ~= nil and st.is_file
 end
 
--- Hand a file to the static handler. Content-Type set here survives it (measured on 1.4.69).
-local function send(file, ctype, cache, digest)
-	attr["physical.path"] = file
+-- Hand a file to the static handler. Content-Type and ETag set here survive it, and its
+-- If-None-Match handling compares against that ETag (lighttpd 1.4.69). Content addressed by a
+-- digest has the digest as its ETag, as registry:2 sends it: the same on every copy of a tree, and
+-- the same whether a manifest comes from a file or from the cache.
+local function content_headers(ctype, cache, digest)
 	hdr["Content-Type"] = ctype
 	hdr["Cache-Control"] = cache
 	if digest then
 		hdr["Docker-Content-Digest"] = digest
+		hdr["ETag"] = '"' .. digest .. '"'
 	end
+end
+
+local function send(file, ctype, cache, digest)
+	attr["physical.path"] = file
+	content_headers(ctype, cache, digest)
 	return 0
 end
 
@@ -349,16 +402,30 @@ if kind == "referrers" then
 end
 
 -- manifests: the pointer "sha256:<hex> <size> <media-type>" gives the digest and the exact type
--- clients need as Content-Type, so the manifest itself is never opened here.
+-- clients need as Content-Type.
 if hex == false then
 	return unknown("MANIFEST_UNKNOWN", "manifest")
 end
 local pointer = read_all(dir .. "_manifests/" .. (hex and ("sha256/" .. hex) or ("tags/" .. ref)))
-local phex, mtype
+local phex, psize, mtype
 if pointer then
-	phex, mtype = pointer:match("^sha256:(%x+) %d+ ([%w!#$&^_.+/-]+)\n?$")
+	phex, psize, mtype = pointer:match("^sha256:(%x+) (%d+) ([%w!#$&^_.+/-]+)\n?$")
 end
 if not phex or #phex ~= 64 then
 	return unknown("MANIFEST_UNKNOWN", "manifest")
 end
-return send(root .. "/blobs/sha256/" .. phex, mtype, cache, "sha256:" .. phex)
+local digest = "sha256:" .. phex
+local body = MANIFESTS.get(phex)
+if not body then
+	if tonumber(psize) <= MANIFEST_MAX then
+		r.req_env["regpress.fill"] = phex
+	end
+	return send(root .. "/blobs/sha256/" .. phex, mtype, cache, digest)
+end
+content_headers(mtype, cache, digest)
+local inm = r.req_header["If-None-Match"]
+if inm and (inm == "*" or inm:find(hdr["ETag"], 1, true)) then
+	return 304
+end
+r.resp_body.set({ body })
+return 200

@@ -31,11 +31,17 @@ struct serve_opts {
 	const char *user;	/* NULL: lighttpd keeps the user it was started as; else the
 				 * user it switches to after binding (server.username) */
 	const char *group;	/* with user: the group (server.groupname); NULL: user's */
+	int workers;		/* lighttpd worker processes (server.max-worker); 0 or 1: a
+				 * single process */
 	int log_fd;		/* access_log "-" with user: lighttpd opens logs after switching
 				 * user, when /dev/stderr can no longer be reopened, so a piped
 				 * logger copies the log to this inherited descriptor (a copy of
 				 * standard error, SERVE_LOG_FD); 0: "/dev/stderr" */
 };
+
+/* The most worker processes --workers takes, and the most the default (one per CPU) uses. */
+#define SERVE_MAX_WORKERS 64
+#define SERVE_DEFAULT_MAX_WORKERS 8
 
 #define SERVE_LOG_FD 9 /* one digit: /bin/sh (dash) redirects only fds 0-9 */
 

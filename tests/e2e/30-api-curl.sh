@@ -18,6 +18,8 @@ export EMPTY_INDEX='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.in
 # HTTP/2 as the clients use it (header names arrive in lower case: compare case-insensitively).
 req() {
 	local path=${*: -1}
+	: >"$T/h" # curl leaves -o alone when no body comes (304, HEAD): no stale body from before
+	: >"$T/b"
 	curl -sS --cacert "$CERTS/ca.crt" -D "$T/h" -o "$T/b" -w '%{http_code}' "${@:1:$#-1}" \
 		"$URL$path" >"$T/s"
 }
@@ -59,28 +61,37 @@ repo_dir() {
 pointer() { cat "$(repo_dir "$1")/_manifests/$2"; }
 
 # manifest_ok REPO REF PTR [CURL ARGS]: GET and HEAD of /v2/REPO/manifests/REF match pointer PTR.
+# Twice: the server (one worker, see below) sends the file the first time and keeps the manifest in
+# memory, so the second round checks the cached answer; then a conditional GET on the digest ETag.
 manifest_ok() {
-	local repo=$1 ref=$2 digest size type cache
+	local repo=$1 ref=$2 digest size type cache round
 	shift 2
 	read -r digest size type <<<"$(pointer "$repo" "$1")"
 	shift
 	case $ref in sha256:*) cache="public, max-age=31536000, immutable" ;;
 	*) cache="public, max-age=60" ;; esac
-	req "$@" "/v2/$repo/manifests/$ref"
-	status_is 200
-	api_version_ok
-	expect "Content-Type" "$(hdr content-type)" "$type"
-	expect "Docker-Content-Digest" "$(hdr docker-content-digest)" "$digest"
-	expect "digest of the body" "$(body_sha)" "$digest"
-	expect "Content-Length" "$(hdr content-length)" "$size"
-	expect "Cache-Control" "$(hdr cache-control)" "$cache"
-	cmp -s "$T/b" "$TREE/blobs/sha256/${digest#sha256:}"
-	req -I "$@" "/v2/$repo/manifests/$ref"
-	status_is 200
-	expect "HEAD Content-Type" "$(hdr content-type)" "$type"
-	expect "HEAD Docker-Content-Digest" "$(hdr docker-content-digest)" "$digest"
-	expect "HEAD Content-Length" "$(hdr content-length)" "$size"
-	cmp -s "$T/h" "$T/b" # curl -I writes the headers as the body: nothing else came
+	for round in first second; do
+		req "$@" "/v2/$repo/manifests/$ref"
+		status_is 200
+		api_version_ok
+		expect "Content-Type ($round)" "$(hdr content-type)" "$type"
+		expect "Docker-Content-Digest ($round)" "$(hdr docker-content-digest)" "$digest"
+		expect "digest of the body ($round)" "$(body_sha)" "$digest"
+		expect "Content-Length ($round)" "$(hdr content-length)" "$size"
+		expect "Cache-Control ($round)" "$(hdr cache-control)" "$cache"
+		expect "ETag ($round)" "$(hdr etag)" "\"$digest\""
+		cmp -s "$T/b" "$TREE/blobs/sha256/${digest#sha256:}"
+		req -I "$@" "/v2/$repo/manifests/$ref"
+		status_is 200
+		expect "HEAD Content-Type ($round)" "$(hdr content-type)" "$type"
+		expect "HEAD Docker-Content-Digest ($round)" "$(hdr docker-content-digest)" "$digest"
+		expect "HEAD Content-Length ($round)" "$(hdr content-length)" "$size"
+		cmp -s "$T/h" "$T/b" # curl -I writes the headers as the body: nothing else came
+	done
+	req -H "If-None-Match: \"$digest\"" "$@" "/v2/$repo/manifests/$ref"
+	status_is 304
+	expect "304 Docker-Content-Digest" "$(hdr docker-content-digest)" "$digest"
+	[ ! -s "$T/b" ]
 }
 
 # all_manifests_ok: every tag and every digest of every repository in the catalog.
@@ -115,6 +126,7 @@ all_blobs_ok() {
 			expect "digest of the body" "$(body_sha)" "sha256:$hex"
 			expect "Content-Length" "$(hdr content-length)" "$size"
 			expect "Cache-Control" "$(hdr cache-control)" "public, max-age=31536000, immutable"
+			expect "ETag" "$(hdr etag)" "\"sha256:$hex\""
 			req -I "/v2/$repo/blobs/sha256:$hex"
 			status_is 200
 			expect "HEAD Content-Length" "$(hdr content-length)" "$size"
@@ -389,7 +401,8 @@ check "add an OCI-format repository" \
 	"$REGPRESS" build -q --format oci --tag example.com/oci/base:1 -o "$TREE" "$T/fx/base.tar"
 [ -s "$TREE/registry/catalog.json" ] || e2e_die "no tree built"
 
-e2e_serve "$TREE"
+# One worker: manifest_ok's second round then surely meets the cache its first round filled.
+e2e_serve "$TREE" --workers 1
 run_api_checks built
 
 check "built: ?ns=docker.io maps a one-component path to library/" \
@@ -613,6 +626,9 @@ usage_exit_2() {
 	rc=0
 	"$REGPRESS" serve "$TREE" --bogus 2>/dev/null || rc=$?
 	expect "unknown option" "$rc" 2
+	rc=0
+	"$REGPRESS" serve "$TREE" --cert x --key y --workers 0 2>/dev/null || rc=$?
+	expect "--workers 0" "$rc" 2
 }
 check "serve usage errors exit 2" usage_exit_2
 check "serve --help exits 0 on stdout" eval '"$REGPRESS" serve --help | grep -q "^usage: regpress serve"'
@@ -622,6 +638,17 @@ check "serve --print-config is a config lighttpd accepts" \
 		"$REGPRESS" serve "$TREE" --cert "$CERTS/server.crt" --key "$CERTS/server.key" --print-config \
 		--config-dir "$T/cfg" --listen "[::1]:5000" | cmp - "$T/cfg/lighttpd.conf" &&
 		grep -q "server.bind = \"\[::1\]\"" "$T/cfg/lighttpd.conf"'
+# By default lighttpd forks one worker per CPU (at most 8); on one CPU it is a single process.
+default_workers() {
+	local lpid want
+	lpid=$(pgrep -P "$SERVE_PID" lighttpd)
+	want=$(nproc)
+	[ "$want" -le 8 ] || want=8
+	[ "$want" -gt 1 ] || want=0
+	e2e_wait_for 50 eval '[ "$(pgrep -c -P "$lpid" lighttpd)" -eq "$want" ]' ||
+		{ echo "$(pgrep -c -P "$lpid" lighttpd) lighttpd workers, want $want"; return 1; }
+}
+check "serve runs one lighttpd worker per CPU by default" default_workers
 # The runtime directory is the one of lighttpd's -f argument.
 stops_and_cleans() {
 	local lpid conf

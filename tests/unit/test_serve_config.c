@@ -255,6 +255,15 @@ static void test_config_text(void **state)
 	assert_contains(conf, "etag.use-inode = \"disable\"\n");
 	assert_contains(conf, "server.follow-symlink = \"disable\"\n");
 	assert_contains(conf, "magnet.attract-physical-path-to = (\"/etc/regpress/regpress.lua\")\n");
+	/* The script runs again at response start for manifests only (it fills its cache there). */
+	assert_contains(conf, "$HTTP[\"url\"] =~ \"/manifests/\" {\n"
+			      "\tmagnet.attract-response-start-to = (\"/etc/regpress/regpress.lua\")\n}\n");
+	/* The server's cipher order, AES-128-GCM first, in TLS 1.2 and 1.3. */
+	assert_contains(conf, "\"Options\" => \"ServerPreference,PrioritizeChaCha\"");
+	assert_contains(conf, "\"CipherString\" => \"EECDH+AESGCM+AES128:");
+	assert_contains(conf, "\"Ciphersuites\" => \"TLS_AES_128_GCM_SHA256:");
+	/* workers 0 (unset) is one process: no server.max-worker line at all. */
+	assert_null(strstr(conf, "server.max-worker"));
 	assert_contains(conf, "server.errorfile-prefix = \"/etc/regpress/errors/status-\"\n");
 	assert_contains(conf, "\".html\" => \"application/json\"");
 	assert_contains(conf, "\"Docker-Distribution-API-Version\" => \"registry/2.0\"");
@@ -276,6 +285,15 @@ static void test_config_text(void **state)
 	o.access_log = "/var/log/regpress.log";
 	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), 0);
 	assert_contains(conf, "accesslog.filename = \"/var/log/regpress.log\"\n");
+	free(conf);
+
+	o.workers = 1;
+	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), 0);
+	assert_null(strstr(conf, "server.max-worker"));
+	free(conf);
+	o.workers = 4;
+	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), 0);
+	assert_contains(conf, "server.max-worker = 4\n");
 	free(conf);
 	free(rtree);
 }
@@ -403,6 +421,12 @@ static void test_config_bad(void **state)
 	o.access_log = "/var/log/a\nb";
 	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), -1);
 	o.access_log = NULL;
+	o.workers = SERVE_MAX_WORKERS + 1;
+	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), -1);
+	assert_non_null(strstr(err.msg, "worker processes"));
+	o.workers = -1;
+	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), -1);
+	o.workers = 0;
 	q = rp_join(fx->dir, "tr\"ee");
 	assert_non_null(q);
 	assert_int_equal(rename(fx->tree, q), 0);
