@@ -8,8 +8,8 @@
 #include <zstd.h>
 
 /* gzip: chunks are numbered as they fill; workers compress them in any order; the writer emits
- * them strictly in number order. A chunk's bytes depend only on its input, so the stream is the
- * same for any number of workers (and for none).
+ * them strictly in number order. A chunk's bytes depend only on its input and its number (which
+ * picks the level), so the stream is the same for any number of workers (and for none).
  * none, with threads: the same ring of chunks, and one thread that hands them to the sink in
  * order, so writing a layer overlaps reading and hashing the next bytes. */
 struct gz_chunk {
@@ -24,7 +24,7 @@ struct compressor {
 	void *ctx;
 	int wrote; /* gzip: a member has been emitted */
 	/* gzip */
-	struct libdeflate_compressor *deflate; /* the writer's own, when there are no workers */
+	struct gz_levels *deflate; /* the writer's own, when there are no workers */
 	struct gz_chunk *chunks;
 	size_t nchunks, out_cap;
 	unsigned long fill, take, emit; /* chunk numbers: being filled, next for a worker, next out */
@@ -62,8 +62,8 @@ const char *compression_name(enum rp_compression c)
 void compression_id(enum rp_compression c, char *buf, size_t bufsz)
 {
 	if (c == RP_COMP_GZIP)
-		snprintf(buf, bufsz, "gzip-libdeflate-%s-l%d-c%u", LIBDEFLATE_VERSION_STRING,
-			 RP_GZIP_LEVEL, RP_GZIP_CHUNK);
+		snprintf(buf, bufsz, "gzip-libdeflate-%s-l%dl%d-c%u", LIBDEFLATE_VERSION_STRING,
+			 RP_GZIP_LEVEL_FAST, RP_GZIP_LEVEL_GOOD, RP_GZIP_CHUNK);
 	else if (c == RP_COMP_ZSTD)
 		snprintf(buf, bufsz, "zstd-%s-l%d-mt-j%u", ZSTD_versionString(), RP_ZSTD_LEVEL,
 			 RP_ZSTD_JOB);
@@ -71,9 +71,41 @@ void compression_id(enum rp_compression c, char *buf, size_t bufsz)
 		snprintf(buf, bufsz, "none");
 }
 
-static size_t gz_compress(struct libdeflate_compressor *d, struct gz_chunk *c, size_t cap)
+/* One libdeflate compressor per level; each thread that deflates owns a pair. */
+struct gz_levels {
+	struct libdeflate_compressor *fast, *good;
+};
+
+static struct gz_levels *gz_levels_new(void)
 {
-	return libdeflate_gzip_compress(d, c->in, c->in_len, c->out, cap);
+	struct gz_levels *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		return NULL;
+	l->fast = libdeflate_alloc_compressor(RP_GZIP_LEVEL_FAST);
+	l->good = libdeflate_alloc_compressor(RP_GZIP_LEVEL_GOOD);
+	if (!l->fast || !l->good) {
+		libdeflate_free_compressor(l->fast);
+		libdeflate_free_compressor(l->good);
+		free(l);
+		return NULL;
+	}
+	return l;
+}
+
+static void gz_levels_free(struct gz_levels *l)
+{
+	if (!l)
+		return;
+	libdeflate_free_compressor(l->fast);
+	libdeflate_free_compressor(l->good);
+	free(l);
+}
+
+/* Deflate chunk number seq into a gzip member; 0 on failure. */
+static size_t gz_compress(struct gz_levels *l, unsigned long seq, struct gz_chunk *c, size_t cap)
+{
+	return libdeflate_gzip_compress(seq % 2 ? l->good : l->fast, c->in, c->in_len, c->out, cap);
 }
 
 /* none: the thread that calls the sink, chunk after chunk, in order. */
@@ -130,26 +162,27 @@ static int none_submit(struct compressor *c, int finish, struct rp_err *err)
 static void *gz_worker(void *arg)
 {
 	struct compressor *c = arg;
-	struct libdeflate_compressor *d = libdeflate_alloc_compressor(RP_GZIP_LEVEL);
+	struct gz_levels *d = gz_levels_new();
 
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		struct gz_chunk *ch;
+		unsigned long seq;
 
 		while (!c->stop && c->take == c->fill)
 			pthread_cond_wait(&c->work, &c->mu);
 		if (c->stop && c->take == c->fill)
 			break;
-		ch = &c->chunks[c->take++ % c->nchunks];
+		seq = c->take++;
+		ch = &c->chunks[seq % c->nchunks];
 		pthread_mutex_unlock(&c->mu);
-		ch->out_len = d ? gz_compress(d, ch, c->out_cap) : 0;
+		ch->out_len = d ? gz_compress(d, seq, ch, c->out_cap) : 0;
 		pthread_mutex_lock(&c->mu);
 		ch->done = 1;
 		pthread_cond_broadcast(&c->done);
 	}
 	pthread_mutex_unlock(&c->mu);
-	if (d)
-		libdeflate_free_compressor(d);
+	gz_levels_free(d);
 	return NULL;
 }
 
@@ -166,10 +199,12 @@ int compressor_new(enum rp_compression kind, int threads, compress_sink sink, vo
 	c->sink = sink;
 	c->ctx = ctx;
 	if (kind == RP_COMP_GZIP) {
-		c->deflate = libdeflate_alloc_compressor(RP_GZIP_LEVEL);
+		c->deflate = gz_levels_new();
 		if (!c->deflate)
 			goto oom;
-		c->out_cap = libdeflate_gzip_compress_bound(c->deflate, RP_GZIP_CHUNK);
+		c->out_cap = libdeflate_gzip_compress_bound(c->deflate->good, RP_GZIP_CHUNK);
+		if (c->out_cap < libdeflate_gzip_compress_bound(c->deflate->fast, RP_GZIP_CHUNK))
+			c->out_cap = libdeflate_gzip_compress_bound(c->deflate->fast, RP_GZIP_CHUNK);
 		c->nworkers = threads > 1 ? threads : 0;
 		/* Two chunks per worker keep every worker busy while the writer emits. */
 		c->nchunks = c->nworkers ? 2 * (size_t)c->nworkers : 1;
@@ -279,7 +314,7 @@ static int gz_submit(struct compressor *c, struct rp_err *err)
 	struct gz_chunk *ch = &c->chunks[c->fill % c->nchunks];
 
 	if (!c->nworkers) {
-		ch->out_len = gz_compress(c->deflate, ch, c->out_cap);
+		ch->out_len = gz_compress(c->deflate, c->fill, ch, c->out_cap);
 		c->fill++;
 		return gz_emit(c, 0, err);
 	}
@@ -411,8 +446,7 @@ void compressor_free(struct compressor *c)
 		free(c->chunks[i].out);
 	}
 	free(c->chunks);
-	if (c->deflate)
-		libdeflate_free_compressor(c->deflate);
+	gz_levels_free(c->deflate);
 	ZSTD_freeCCtx(c->zstd);
 	free(c->zout);
 	free(c);

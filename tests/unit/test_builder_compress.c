@@ -446,6 +446,56 @@ static void test_free_unfinished(void **state)
 	free(in);
 }
 
+/* Chunks alternate between the two levels by number, whatever the thread count: each member is
+ * exactly what libdeflate gives for its chunk at its level (0: FAST, 1: GOOD, 2: FAST), and the
+ * compression id names both levels, so no cached result of another scheme is reused. */
+static void test_gzip_levels_alternate(void **state)
+{
+	size_t len = 3 * RP_GZIP_CHUNK, i;
+	unsigned char *in = make_input(len);
+	static const int levels[] = { RP_GZIP_LEVEL_FAST, RP_GZIP_LEVEL_GOOD, RP_GZIP_LEVEL_FAST };
+	struct buf want = { 0 };
+	char id[128], lv[32];
+	int threads;
+
+	(void)state;
+	for (i = 0; i < 3; i++) {
+		struct libdeflate_compressor *d = libdeflate_alloc_compressor(levels[i]);
+		size_t cap = libdeflate_gzip_compress_bound(d, RP_GZIP_CHUNK);
+		unsigned char *z = malloc(cap);
+		size_t n;
+
+		assert_non_null(z);
+		n = libdeflate_gzip_compress(d, in + i * RP_GZIP_CHUNK, RP_GZIP_CHUNK, z, cap);
+		assert_true(n > 0);
+		if (i == 0) { /* the levels must differ on this input, or the test shows nothing */
+			struct libdeflate_compressor *g = libdeflate_alloc_compressor(levels[1]);
+			unsigned char *z2 = malloc(cap);
+
+			assert_non_null(z2);
+			assert_int_not_equal(libdeflate_gzip_compress(g, in, RP_GZIP_CHUNK, z2, cap), n);
+			free(z2);
+			libdeflate_free_compressor(g);
+		}
+		assert_int_equal(sink(&want, z, n, NULL), 0);
+		free(z);
+		libdeflate_free_compressor(d);
+	}
+	for (threads = 1; threads <= 3; threads++) {
+		struct buf got = compress_all(RP_COMP_GZIP, threads, in, len, 0);
+
+		if (got.len != want.len || memcmp(got.p, want.p, want.len))
+			fail_msg("threads %d: %zu bytes, not the %zu of levels %d, %d, %d", threads,
+				 got.len, want.len, levels[0], levels[1], levels[2]);
+		free(got.p);
+	}
+	compression_id(RP_COMP_GZIP, id, sizeof(id));
+	snprintf(lv, sizeof(lv), "-l%dl%d-", RP_GZIP_LEVEL_FAST, RP_GZIP_LEVEL_GOOD);
+	assert_non_null(strstr(id, lv));
+	free(want.p);
+	free(in);
+}
+
 static void test_names(void **state)
 {
 	(void)state;
@@ -465,6 +515,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
 		cmocka_unit_test(test_gzip_header),
+		cmocka_unit_test(test_gzip_levels_alternate),
 		cmocka_unit_test(test_empty_input),
 		cmocka_unit_test(test_gzip_roundtrip),
 		cmocka_unit_test(test_zstd_roundtrip),
