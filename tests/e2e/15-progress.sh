@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Progress of long builds and verifies (issue 7): a line with bytes done/total, %, rate and ETA on a
+# Progress of long builds, verifies, media and imports (issue 7): a line with bytes done/total, %,
+# rate and ETA on a
 # terminal (`script` gives the command a pty), start/done lines with --progress=plain for logs,
 # and nothing with -q, with --progress=none, or when stderr is not a terminal.
 # shellcheck disable=SC2317 # helpers run through `check`, which shellcheck cannot follow
@@ -66,6 +67,49 @@ plain_verify() {
 }
 check "verify --progress=plain: start and done lines" plain_verify
 
+# media and import: the same progress, labelled "writing volumes", "checking", "importing".
+media_import_plain() {
+	stderr_of "$T/media.err" "$REGPRESS" media "$T/plain" -o "$T/vols" --size 64M --progress=plain
+	stderr_of "$T/check.err" "$REGPRESS" import --check --progress=plain "$T"/vols/volume-*
+	stderr_of "$T/import.err" "$REGPRESS" import --progress=plain "$T"/vols/volume-* --into "$T/imported"
+	cat "$T/media.err" "$T/check.err" "$T/import.err"
+	grep -E -q "^writing volumes: started, [0-9.]+ [KMG]iB$" "$T/media.err"
+	grep -E -q "^writing volumes: done, [0-9.]+ [KMG]iB in [0-9.]+ s" "$T/media.err"
+	grep -E -q "^checking: started, " "$T/check.err"
+	grep -E -q "^checking: done, [0-9.]+ [KMG]iB in [0-9.]+ s" "$T/check.err"
+	grep -E -q "^importing: started, " "$T/import.err"
+	grep -E -q "^importing: done, [0-9.]+ [KMG]iB in [0-9.]+ s" "$T/import.err"
+	! grep -q $'[\r\033]' "$T/media.err" "$T/check.err" "$T/import.err"
+}
+check "media and import --progress=plain: start and done lines" media_import_plain
+check "media -q: nothing on stderr" silent "$REGPRESS" media -q "$T/plain" -o "$T/vols-q" --size 64M
+check "media, stderr not a terminal (auto): no progress" \
+	silent "$REGPRESS" media "$T/plain" -o "$T/vols-auto" --size 64M
+check "import, stderr not a terminal (auto): no progress" \
+	silent "$REGPRESS" import "$T"/vols/volume-* --into "$T/imported-auto"
+check "import --check -q: nothing on stderr" silent "$REGPRESS" import --check -q "$T"/vols/volume-*
+
+# On a terminal: a tree of one 256 MB uncompressed layer, so media (~0.4 s here) and import
+# (~1 s) run past the first redraw (0.2 s).
+tty_line() { # FILE LABEL: a redrawn "LABEL  done / total  N%  rate  ETA m:ss" line, then erased
+	grep -E -q $'\r'"$2  [0-9.]+ [KMG]iB / [0-9.]+ [KMG]iB +[0-9]+%  [0-9.]+ [KMG]?i?B/s  ETA [0-9]+:[0-9][0-9]"$'\033\\[K' "$1" &&
+		grep -q $'\r\033\\[K' "$1"
+}
+tty_media_import() {
+	python3 "$(repo)/tests/bench/mkinput.py" big "$T/big256.tar" 256 >/dev/null
+	"$REGPRESS" build -q --compression none -o "$T/t256" "$T/big256.tar"
+	script -qec "'$REGPRESS' media '$T/t256' -o '$T/v256' --size 4G" /dev/null >"$T/mtty.out"
+	script -qec "'$REGPRESS' import '$T/v256/volume-01' --into '$T/i256'" /dev/null >"$T/itty.out"
+	cat -v "$T/mtty.out" "$T/itty.out" | tr '\r' '\n' | head -20
+	tty_line "$T/mtty.out" "writing volumes"
+	tty_line "$T/itty.out" "importing"
+	# The results still go to stdout.
+	grep -q "^volume 1 of 1: " <(tr '\r' '\n' <"$T/mtty.out" | sed 's/\x1b\[K//g')
+	rm -rf "$T/big256.tar" "$T/t256" "$T/v256" "$T/i256"
+}
+check "media and import on a terminal: a progress line with %, rate and ETA, erased at the end" \
+	tty_media_import
+
 usage_error() {
 	local rc=0
 	"$@" >/dev/null 2>&1 || rc=$?
@@ -74,6 +118,10 @@ usage_error() {
 }
 check "build --progress=bogus is a usage error" usage_error "$REGPRESS" build --progress=bogus -o "$T/x" "$T/big.tar"
 check "verify --progress=bogus is a usage error" usage_error "$REGPRESS" verify --progress=bogus "$T/plain"
+check "media --progress=bogus is a usage error" \
+	usage_error "$REGPRESS" media --progress=bogus "$T/plain" -o "$T/x" --size 64M
+check "import --progress=bogus is a usage error" \
+	usage_error "$REGPRESS" import --progress=bogus "$T"/vols/volume-* --into "$T/x"
 check "verify --help documents -q and --progress" bash -c '"$1" verify --help | grep -q -- "-q, --quiet" &&
 	"$1" verify --help | grep -q -- "--progress=MODE"' _ "$REGPRESS"
 
