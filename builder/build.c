@@ -248,8 +248,15 @@ static int sink_blob(void *vctx, const void *buf, size_t len, struct rp_err *err
 	return layout_blob_write(((struct input *)vctx)->blob, buf, len, err);
 }
 
-static int on_data(void *vctx, const struct ar_entry *e, const void *buf, size_t len,
-		   struct rp_err *err)
+/* A failure while storing an entry (the disk full, a write refused) names the input and the
+ * entry as well as the file being written, which is in the tree's staging area. */
+static int storing_failed(const struct input *in, const struct ar_entry *e, struct rp_err *err)
+{
+	return rp_err_prefix(err, "'%s': '%s'", in->idx->display, e->raw ? e->raw : e->name);
+}
+
+static int store_data(void *vctx, const struct ar_entry *e, const void *buf, size_t len,
+		      struct rp_err *err)
 {
 	struct input *in = vctx;
 	struct entry_result *r = &in->res[e - in->idx->entries];
@@ -304,6 +311,12 @@ static int on_data(void *vctx, const struct ar_entry *e, const void *buf, size_t
 		return layout_cache_put(in->b->tree, ns, r->raw, val, err);
 	}
 	return 0;
+}
+
+static int on_data(void *vctx, const struct ar_entry *e, const void *buf, size_t len,
+		   struct rp_err *err)
+{
+	return store_data(vctx, e, buf, len, err) < 0 ? storing_failed(vctx, e, err) : 0;
 }
 
 /* Before streaming: layers whose compressed form the tree already has need only be hashed.
@@ -951,8 +964,8 @@ static int worker_want(void *vctx, const struct ar_entry *e)
 	return w->in->res[e - w->in->idx->entries].worker == w->id;
 }
 
-static int worker_data(void *vctx, const struct ar_entry *e, const void *buf, size_t len,
-		       struct rp_err *err)
+static int worker_store(void *vctx, const struct ar_entry *e, const void *buf, size_t len,
+			struct rp_err *err)
 {
 	struct worker *w = vctx;
 	struct entry_result *r = &w->in->res[e - w->in->idx->entries];
@@ -990,6 +1003,14 @@ static int worker_data(void *vctx, const struct ar_entry *e, const void *buf, si
 	}
 	r->done = 1;
 	return rc;
+}
+
+static int worker_data(void *vctx, const struct ar_entry *e, const void *buf, size_t len,
+		       struct rp_err *err)
+{
+	const struct worker *w = vctx;
+
+	return worker_store(vctx, e, buf, len, err) < 0 ? storing_failed(w->in, e, err) : 0;
 }
 
 static void *worker_run(void *arg)

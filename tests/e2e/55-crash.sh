@@ -265,6 +265,14 @@ cp -a "$OLD" "$W/f"
 check "RLIMIT_FSIZE 256 KiB: the build fails with EFBIG, tree unchanged" \
 	no_space "$W/f" "File too large" bash -c 'ulimit -f 256 && exec "$@"' _ \
 	"$REGPRESS" build -q --progress=none -o "$W/f" "${ADD[@]}"
+# That failure is in a layer: the line names the input and the entry, and the file it was writing.
+names_input_and_file() {
+	local q="'"
+	cat "$W/err"
+	grep -Eq "^regpress build: $q[^$q]*/(app|big)\.tar$q: $q[^$q]+$q: cannot write $q[^$q]+/\.regpress-tmp/" "$W/err"
+}
+check "RLIMIT_FSIZE 256 KiB: the message names the input, the layer and the file written" \
+	names_input_and_file
 check "RLIMIT_FSIZE 256 KiB: then without the limit, the build completes" \
 	bash -c 'build() { "$1" build -q --progress=none -o "$2" "${@:3}"; }; build "$@" && "$1" verify --progress=none "$2" >/dev/null' \
 	_ "$REGPRESS" "$W/f" "${ADD[@]}"
