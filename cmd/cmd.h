@@ -26,5 +26,8 @@ int cmd_import(int argc, char **argv);
 int cmd_fail(const char *cmd, const struct rp_err *err);
 /* Print "regpress CMD: <fmt...>\nTry 'regpress CMD --help'." to stderr; returns 2. */
 int cmd_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parse a whole decimal option value s into *out if it lies in [lo, hi]; -1 (nothing set) if s
+ * is empty, has anything after the digits, or is out of range. */
+int cmd_parse_int(const char *s, int lo, int hi, int *out);
 
 #endif

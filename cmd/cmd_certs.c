@@ -50,17 +50,6 @@ static const char usage_text[] =
 	"  --force            replace existing files\n"
 	"  -h, --help         show this help\n";
 
-static int parse_int(const char *s, int lo, int hi, int *out)
-{
-	char *end;
-	long v = strtol(s, &end, 10);
-
-	if (!*s || *end || v < lo || v > hi)
-		return -1;
-	*out = (int)v;
-	return 0;
-}
-
 int cmd_certs(int argc, char **argv)
 {
 	enum { OPT_HOST = 256, OPT_IP, OPT_CA_CERT, OPT_CA_KEY, OPT_CLIENT, OPT_RSA, OPT_DAYS,
@@ -116,7 +105,7 @@ int cmd_certs(int argc, char **argv)
 			o.client = optarg;
 			break;
 		case OPT_RSA:
-			if (parse_int(optarg, 0, INT_MAX, &o.rsa_bits) < 0 ||
+			if (cmd_parse_int(optarg, 0, INT_MAX, &o.rsa_bits) < 0 ||
 			    (o.rsa_bits != 2048 && o.rsa_bits != 3072 && o.rsa_bits != 4096)) {
 				ret = cmd_usage_error("certs", "--rsa: 2048, 3072 or 4096");
 				goto out;
@@ -124,7 +113,7 @@ int cmd_certs(int argc, char **argv)
 			break;
 		case OPT_DAYS:
 		case OPT_CA_DAYS:
-			if (parse_int(optarg, 1, 36500, c == OPT_DAYS ? &o.days : &o.ca_days) < 0) {
+			if (cmd_parse_int(optarg, 1, 36500, c == OPT_DAYS ? &o.days : &o.ca_days) < 0) {
 				ret = cmd_usage_error("certs", "--%s: 1 to 36500",
 						      c == OPT_DAYS ? "days" : "ca-days");
 				goto out;

@@ -313,16 +313,11 @@ int cmd_serve(int argc, char **argv)
 		case OPT_GROUP:
 			o.group = optarg;
 			break;
-		case OPT_WORKERS: {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-
-			if (end == optarg || *end || n < 1 || n > SERVE_MAX_WORKERS)
+		case OPT_WORKERS:
+			if (cmd_parse_int(optarg, 1, SERVE_MAX_WORKERS, &o.workers) < 0)
 				return cmd_usage_error("serve", "--workers wants 1 to %d",
 						       SERVE_MAX_WORKERS);
-			o.workers = (int)n;
 			break;
-		}
 		case 'h':
 			fputs(usage_text, stdout);
 			return 0;
