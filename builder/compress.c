@@ -202,9 +202,12 @@ int compressor_new(enum rp_compression kind, int threads, compress_sink sink, vo
 		c->deflate = gz_levels_new();
 		if (!c->deflate)
 			goto oom;
-		c->out_cap = libdeflate_gzip_compress_bound(c->deflate->good, RP_GZIP_CHUNK);
-		if (c->out_cap < libdeflate_gzip_compress_bound(c->deflate->fast, RP_GZIP_CHUNK))
-			c->out_cap = libdeflate_gzip_compress_bound(c->deflate->fast, RP_GZIP_CHUNK);
+		{ /* a chunk's output buffer must hold either level's worst case */
+			size_t good = libdeflate_gzip_compress_bound(c->deflate->good, RP_GZIP_CHUNK);
+			size_t fast = libdeflate_gzip_compress_bound(c->deflate->fast, RP_GZIP_CHUNK);
+
+			c->out_cap = good > fast ? good : fast;
+		}
 		c->nworkers = threads > 1 ? threads : 0;
 		/* Two chunks per worker keep every worker busy while the writer emits. */
 		c->nchunks = c->nworkers ? 2 * (size_t)c->nworkers : 1;

@@ -40,17 +40,24 @@ if not MANIFESTS then
 	_G.regpress_manifests = MANIFESTS
 end
 
+-- The contents of file p, or its first limit bytes; nil if it cannot be read.
+local function read_all(p, limit)
+	local f = io.open(p, "rb")
+	if not f then
+		return nil
+	end
+	local s = f:read(limit or "a")
+	f:close()
+	return s
+end
+
 -- The same script runs again at response start for manifest URLs (serve.c): when the static
 -- handler has just sent a manifest missing from the cache (the request stage below left its digest
 -- in the request's environment), read it once more and keep it if it hashes right.
 if r.req_item.http_status ~= 0 then
 	local fill = r.req_env["regpress.fill"]
 	if fill and r.req_item.http_status == 200 and not MANIFESTS.get(fill) then
-		local f = io.open(attr["physical.path"], "rb")
-		local body = f and f:read(MANIFEST_MAX + 1)
-		if f then
-			f:close()
-		end
+		local body = read_all(attr["physical.path"], MANIFEST_MAX + 1)
 		if body and lighty.c.md("sha256", body):lower() == fill then
 			MANIFESTS.put(fill, body)
 		end
@@ -163,16 +170,6 @@ local function send(file, ctype, cache, digest)
 	attr["physical.path"] = file
 	content_headers(ctype, cache, digest)
 	return 0
-end
-
-local function read_all(p)
-	local f = io.open(p, "rb")
-	if not f then
-		return nil
-	end
-	local s = f:read("a")
-	f:close()
-	return s
 end
 
 -- tags/list and _catalog with n/last: `last` is exclusive, lists are sorted in byte order in the
