@@ -88,6 +88,8 @@ def main():
     row("serve", "large blob GB/s (%.0f MB)" % (size / MB), "GB/s",
         b("serve.large.regpress") * size / 1e9, b("serve.large.registry") * size / 1e9,
         "registry:2", 1, ">=")
+    row("serve", "large blob: wrk client CPU", "% core", b("serve.large.regpress.client_cpu"),
+        b("serve.large.registry.client_cpu"), "registry:2")
 
     print("regpress benchmark: input %.1f MB (%d layers), %d run(s), medians, %d cores%s" % (
         b("input.bytes") / MB, b("input.layers"), b("runs"), b("cores"),
@@ -107,12 +109,14 @@ def main():
             r["peer_name"], fmt(r["ratio"]), target, res))
     misses = [r for r in rows if r["pass"] is False]
     print()
+    print("kTLS: " + text.get("serve.ktls", "?"))
     print("%d targets: %d PASS, %d MISS" % (sum(r["pass"] is not None for r in rows),
                                            sum(r["pass"] is True for r in rows), len(misses)))
     if out:
         with open(out, "w") as f:
             json.dump({"input_bytes": b("input.bytes"), "runs": b("runs"), "quick": bool(b("quick")),
-                       "versions": text.get("versions", ""), "rows": rows}, f, indent=2)
+                       "versions": text.get("versions", ""), "ktls": text.get("serve.ktls", ""),
+                       "rows": rows}, f, indent=2)
             f.write("\n")
 
 

@@ -303,13 +303,16 @@ put serve.config.size "${CONFIG#* }"
 put serve.small.size "${SMALL#* }"
 put serve.large.size "${LARGE#* }"
 
-# load KEY URL CONNECTIONS [HEADER]: wrk over TLS for $SECS seconds; records KEY (requests/s).
+# load KEY URL CONNECTIONS [HEADER]: wrk over TLS for $SECS seconds; records KEY (requests/s)
+# and KEY.client_cpu (wrk's CPU use, % of one core: near 100, the client is the limit).
 # Every response must be 2xx: a benchmark of error pages would be meaningless.
 load() {
 	local key=$1 url=$2 conns=$3 out rate
 	shift 3
-	out=$(wrk -t1 -c"$conns" -d"${SECS}s" --timeout 30s ${1:+-H "$1"} "$url") ||
+	out=$(/usr/bin/time -f '%P' -o "$W/wrk.time" \
+		wrk -t1 -c"$conns" -d"${SECS}s" --timeout 30s ${1:+-H "$1"} "$url") ||
 		die "wrk $url failed"
+	put "$key.client_cpu" "$(tr -d '%' <"$W/wrk.time")"
 	if grep -q -E 'Non-2xx or 3xx|Socket errors' <<<"$out"; then
 		printf '%s\n' "$out" >&2
 		die "$key: errors from $url"
@@ -318,6 +321,19 @@ load() {
 	[ -n "$rate" ] || { printf '%s\n' "$out" >&2; die "$key: no rate from wrk"; }
 	put "$key" "$rate"
 }
+
+# ktls_sends: how many TLS send contexts the kernel has set up (/proc/net/tls_stat: TlsTxSw and
+# TlsTxDevice), or "absent" when the kernel has no tls module. lighttpd with OpenSSL 3 sends
+# files with SSL_sendfile once the kernel takes the TLS send path; otherwise it encrypts in
+# user space, 16 KB at a time.
+ktls_sends() {
+	if [ -r /proc/net/tls_stat ]; then
+		awk '$1 == "TlsTxSw" || $1 == "TlsTxDevice" { n += $2 } END { print n + 0 }' /proc/net/tls_stat
+	else
+		echo absent
+	fi
+}
+KTLS_BEFORE=$(ktls_sends)
 
 # The peers alternate, test by test, for $RUNS rounds: a change in the machine's load hits both.
 for ((run = 1; run <= RUNS; run++)); do
@@ -335,6 +351,15 @@ for ((run = 1; run <= RUNS; run++)); do
 		done
 	done
 done
+KTLS_AFTER=$(ktls_sends)
+if [ "$KTLS_AFTER" = absent ]; then
+	ktls="absent: this kernel has no tls module, so lighttpd encrypted in user space"
+elif [ "$KTLS_BEFORE" = absent ]; then
+	ktls="loaded during the run ($KTLS_AFTER kernel TLS send contexts)"
+else
+	ktls="$((KTLS_AFTER - KTLS_BEFORE)) kernel TLS send contexts during the serve tests"
+fi
+printf 'serve.ktls %s\n' "$ktls" >>"$RAW"
 stop "$RP_PID"
 stop "$REG_PID"
 PIDS=()

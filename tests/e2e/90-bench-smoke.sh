@@ -33,15 +33,18 @@ table() {
 	done
 	[ "$(grep -c -E '^[a-z].* (PASS|MISS)$' "$out")" -eq 12 ]
 	grep -E -q '^12 targets: [0-9]+ PASS, [0-9]+ MISS$' "$out"
+	# Whether large blobs went through kernel TLS, and how busy the client was.
+	grep -E -q '^kTLS: (absent: |loaded during the run|[0-9]+ kernel TLS send contexts)' "$out"
+	grep -E -q '^serve +large blob: wrk client CPU \(% core\) +[0-9.]+ +[0-9.]+ ' "$out"
 }
-check "bench: the table has every group and a PASS/MISS for each of the 12 targets" table
+check "bench: the table has every group, a PASS/MISS for each of the 12 targets, and kTLS use" table
 
 json_ok() {
 	# jq refuses NaN/Infinity, which Python would write for a ratio that is not a number.
 	jq -e '(.rows | length) >= 20 and all(.rows[]; (.ratio | type) == "number"
 		and (.regpress | type) == "number" and (.peer | type) == "number")
 		and ([.rows[] | select(.target != null) | .pass | type] | all(. == "boolean"))
-		and .quick == true' "$BENCH_JSON"
+		and .quick == true and (.ktls | length) > 0' "$BENCH_JSON"
 }
 check "bench: JSON results, every ratio a number" json_ok
 
