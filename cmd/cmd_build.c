@@ -189,9 +189,9 @@ int cmd_build(int argc, char **argv)
 			opts.prune_missing = 1;
 			break;
 		case 'j':
-			opts.threads = atoi(optarg);
-			if (opts.threads < 1 || opts.threads > 256)
-				return cmd_usage_error("build", "--threads wants 1 to 256");
+			if (cmd_parse_int(optarg, 1, 256, &opts.threads) < 0)
+				return cmd_usage_error("build", "--threads wants a whole number from 1 to 256, not '%s'",
+						       optarg);
 			break;
 		case 'J':
 			as_json = 1;

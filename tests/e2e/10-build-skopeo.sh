@@ -282,5 +282,9 @@ usage_exit() {
 }
 check "build without -o: usage error (exit 2)" usage_exit "$FX/base.tar"
 check "build --compression lz4: usage error (exit 2)" usage_exit -o "$T/x" --compression lz4 "$FX/base.tar"
+for n in 0 257 2x '' -1; do
+	check "build -j '$n': usage error (exit 2)" usage_exit -o "$T/x" -j "$n" "$FX/base.tar"
+done
+check "usage errors write no tree" test ! -e "$T/x"
 
 e2e_done
