@@ -9,11 +9,8 @@
 . "$(dirname "$0")/lib.sh"
 
 e2e_tmpdir
-e2e_fixtures "$T/fx" || e2e_die "fixtures"
-FX=$T/fx
+e2e_workspace
 MKSAVE=$(repo)/tests/fixtures/mksave.py
-W=$T/work
-mkdir -p "$W"
 
 build() { "$REGPRESS" build -q --progress=none "$@"; }
 snap_id() { "$REGPRESS" snapshot "$1" 2>&1 >/dev/null | awk '{print $2}'; }

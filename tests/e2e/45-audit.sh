@@ -8,10 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 
 e2e_tmpdir
-e2e_fixtures "$T/fx" || e2e_die "fixtures"
-FX=$T/fx
-W=$T/work
-mkdir -p "$W"
+e2e_workspace
 
 # same_tree A B: diff -r and the same names, modes, mtimes and link targets.
 same_tree() {

@@ -12,12 +12,9 @@
 . "$(dirname "$0")/lib.sh"
 
 e2e_tmpdir
-e2e_fixtures "$T/fx" || e2e_die "fixtures"
-FX=$T/fx
-W=$T/work
+e2e_workspace
 BAD=$W/bad
 CASES=$(repo)/tests/bad/cases.txt
-mkdir -p "$W"
 
 skopeo copy -q "docker-archive:$FX/app.tar" "oci-archive:$W/app-oci.tar:app:1" >/dev/null ||
 	e2e_die "skopeo oci-archive"

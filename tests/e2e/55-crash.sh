@@ -15,10 +15,7 @@
 . "$(dirname "$0")/lib.sh"
 
 e2e_tmpdir
-e2e_fixtures "$T/fx" || e2e_die "fixtures"
-FX=$T/fx
-W=$T/work
-mkdir -p "$W"
+e2e_workspace
 # A kill tests the death of the process, not of the machine, so the file system does not matter:
 # a tmpfs when mount is permitted (each build's syncfs is then free, which halves the run time).
 if mount -t tmpfs -o size=256m tmpfs "$W" 2>/dev/null; then
@@ -269,7 +266,7 @@ check "RLIMIT_FSIZE 256 KiB: the build fails with EFBIG, tree unchanged" \
 names_input_and_file() {
 	local q="'"
 	cat "$W/err"
-	grep -Eq "^regpress build: $q[^$q]*/(app|big)\.tar$q: $q[^$q]+$q: cannot write $q[^$q]+/\.regpress-tmp/" "$W/err"
+	grep -Eq "^regpress build: ${q}[^${q}]*/(app|big)\.tar${q}: ${q}[^${q}]+${q}: cannot write ${q}[^${q}]+/\.regpress-tmp/" "$W/err"
 }
 check "RLIMIT_FSIZE 256 KiB: the message names the input, the layer and the file written" \
 	names_input_and_file

@@ -18,10 +18,7 @@ if grep -q -a __asan_init "$REGPRESS"; then
 	e2e_log "$REGPRESS is built with ASan, which valgrind cannot run: nothing to do"
 	e2e_done
 fi
-e2e_fixtures "$T/fx" || e2e_die "fixtures"
-FX=$T/fx
-W=$T/work
-mkdir -p "$W"
+e2e_workspace
 
 # vg NAME CMD...: regpress under memcheck; definite and indirect leaks count as errors (OpenSSL
 # and libarchive keep some memory reachable at exit, which is not a leak).

@@ -10,10 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 
 e2e_tmpdir
-e2e_fixtures "$T/fx" || e2e_die "fixtures"
-FX=$T/fx
-W=$T/work
-mkdir -p "$W"
+e2e_workspace
 export SOURCE_DATE_EPOCH=1700000000
 
 # random_image OUT.tar REF KIB SEED: an image whose one layer is KIB KiB of incompressible

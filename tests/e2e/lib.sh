@@ -387,6 +387,15 @@ e2e_fixtures() {
 	fi
 }
 
+# e2e_workspace: the fixtures in $FX ($T/fx, see e2e_fixtures) and an empty work directory $W
+# ($T/work). Call after e2e_tmpdir.
+e2e_workspace() {
+	FX=$T/fx
+	W=$T/work
+	e2e_fixtures "$FX" || e2e_die "fixtures"
+	mkdir -p "$W"
+}
+
 _e2e_make_fixtures() {
 	local out=$1 w
 	w=$(mktemp -d "${TMPDIR:-/tmp}/regpress-fx.XXXXXX")

@@ -19,6 +19,7 @@
 #include "fsutil.h"
 #include "media.h"
 #include "tree.h"
+#include "unit.h"
 
 #define KiB (1ull << 10)
 #define MiB (1ull << 20)
@@ -312,14 +313,6 @@ static void test_empty_and_errors(void **state)
 	assert_non_null(strstr(err.msg, "two sizes"));
 	media_plan_free(&p); /* safe after a failure */
 }
-
-#define OK(call)                                                                  \
-	do {                                                                      \
-		struct rp_err e_ = { "" };                                        \
-		if ((call) < 0)                                                   \
-			fail_msg("%s: %s", #call, e_.msg);                        \
-	} while (0)
-#define E_ (&e_)
 
 /* A tree with one image whose layer is larger than a volume: written as volumes, each checks on
  * its own, imported in reverse order one per call they give the same snapshot; a flipped byte in

@@ -23,6 +23,7 @@
 #include "digest.h"
 #include "fsutil.h"
 #include "tree.h"
+#include "unit.h"
 
 #define EPOCH 1700000000L
 #define EPOCH_S "1700000000"
@@ -324,13 +325,6 @@ static char *manifest_json(const char *mt, const char *cfg_mt, const struct blob
 			 mt, cfg_mt, cfg->len, cfg->hex, layer_mt, layer->len, layer->hex);
 }
 
-#define OK(call)                                                    \
-	do {                                                        \
-		struct rp_err e_ = { "" };                          \
-		if ((call) < 0)                                     \
-			fail_msg("%s: %s", #call, e_.msg);          \
-	} while (0)
-
 /* The standard tree of these tests:
  *   library/alpine      tags 3.19 and latest -> m1 (Docker schema2: cfg1, layer1)
  *   localhost:5000/app  tag 1 -> m2 (OCI: cfg2, layer2)
@@ -387,7 +381,7 @@ static void build_std(const char *tree, struct std *s)
 	{
 		char hex[RP_HEX_LEN + 1];
 
-		OK(layout_put_blob(t, s->layer2.bytes, s->layer2.len, hex, &e_));
+		OK(layout_put_blob(t, s->layer2.bytes, s->layer2.len, hex, E_));
 		assert_string_equal(hex, s->layer2.hex);
 	}
 	s->twin_bytes = manifest_json(MT_OCI, MT_OCI_CFG, &s->cfg1, MT_OCI_GZ, &s->layer1);
@@ -400,12 +394,12 @@ static void build_std(const char *tree, struct std *s)
 		 MT_OCI);
 	add_repo(t, "library/alpine", &s->cfg1, MT_DOCKER_CFG, &s->layer1, MT_DOCKER_GZ, &s->m1,
 		 MT_DOCKER);
-	OK(layout_set_tag(t, "x/app-dev", "1", s->m2.hex, &e_));
-	OK(layout_set_tag(t, "library/alpine", "latest", s->m1.hex, &e_));
-	OK(layout_set_tag(t, "x/app", "1", s->m2.hex, &e_));
-	OK(layout_set_tag(t, "localhost:5000/app", "1", s->m2.hex, &e_));
-	OK(layout_set_tag(t, "library/alpine", "3.19", s->m1.hex, &e_));
-	OK(layout_set_tag(t, "library/alpine", "latest", s->m1.hex, &e_)); /* again: one line */
+	OK(layout_set_tag(t, "x/app-dev", "1", s->m2.hex, E_));
+	OK(layout_set_tag(t, "library/alpine", "latest", s->m1.hex, E_));
+	OK(layout_set_tag(t, "x/app", "1", s->m2.hex, E_));
+	OK(layout_set_tag(t, "localhost:5000/app", "1", s->m2.hex, E_));
+	OK(layout_set_tag(t, "library/alpine", "3.19", s->m1.hex, E_));
+	OK(layout_set_tag(t, "library/alpine", "latest", s->m1.hex, E_)); /* again: one line */
 	if (layout_commit(t, &err) < 0)
 		fail_msg("layout_commit: %s", err.msg);
 	layout_close(t);
@@ -618,7 +612,7 @@ static void test_snapshot_id(void **state)
 	assert_int_equal(strncmp(layout_scratch_dir(t), tree, strlen(tree)), 0);
 	assert_int_equal(access(layout_scratch_dir(t), W_OK), 0);
 	/* Committing the same state again gives the same id. */
-	OK(layout_commit(t, &e_));
+	OK(layout_commit(t, E_));
 	assert_string_equal(layout_snapshot_id(t), hex);
 	layout_close(t);
 	std_free(&s);
@@ -654,8 +648,8 @@ static void test_reopen_retag(void **state)
 	put(t, &layer3, strdup("layer three"));
 	put(t, &m3, manifest_json(MT_DOCKER, MT_DOCKER_CFG, &cfg3, MT_DOCKER_GZ, &layer3));
 	add_repo(t, "library/alpine", &cfg3, MT_DOCKER_CFG, &layer3, MT_DOCKER_GZ, &m3, MT_DOCKER);
-	OK(layout_set_tag(t, "library/alpine", "latest", s.m2.hex, &e_)); /* overwritten below */
-	OK(layout_set_tag(t, "library/alpine", "latest", m3.hex, &e_));
+	OK(layout_set_tag(t, "library/alpine", "latest", s.m2.hex, E_)); /* overwritten below */
+	OK(layout_set_tag(t, "library/alpine", "latest", m3.hex, E_));
 	if (layout_commit(t, &err) < 0)
 		fail_msg("commit: %s", err.msg);
 	layout_close(t);
@@ -724,16 +718,16 @@ static void abandoned_session(const char *tree, const struct std *s, int how)
 
 	if (layout_open(tree, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
-	OK(layout_put_blob(t, "new blob", 8, hex, &e_));
+	OK(layout_put_blob(t, "new blob", 8, hex, E_));
 	/* A streamed blob larger than the writer's buffer. */
 	big = malloc(3u << 20);
 	assert_non_null(big);
 	for (i = 0; i < (3u << 20); i++)
 		big[i] = (char)(i * 7 + (i >> 13));
-	OK(layout_blob_new(t, &b, &e_));
-	OK(layout_blob_write(b, big, 1, &e_));
-	OK(layout_blob_write(b, big + 1, (3u << 20) - 1, &e_));
-	OK(layout_blob_finish(b, hex, &size, &e_));
+	OK(layout_blob_new(t, &b, E_));
+	OK(layout_blob_write(b, big, 1, E_));
+	OK(layout_blob_write(b, big + 1, (3u << 20) - 1, E_));
+	OK(layout_blob_finish(b, hex, &size, E_));
 	assert_int_equal(size, 3u << 20);
 	{
 		char want[RP_HEX_LEN + 1];
@@ -743,11 +737,11 @@ static void abandoned_session(const char *tree, const struct std *s, int how)
 	}
 	free(big);
 	/* An abandoned streamed blob. */
-	OK(layout_blob_new(t, &b, &e_));
-	OK(layout_blob_write(b, "partial", 7, &e_));
+	OK(layout_blob_new(t, &b, E_));
+	OK(layout_blob_write(b, "partial", 7, E_));
 	layout_blob_free(b);
-	OK(layout_add_blob(t, "library/alpine", hex, size, MT_DOCKER_GZ, &e_));
-	OK(layout_set_tag(t, "library/alpine", "latest", s->m2.hex, &e_));
+	OK(layout_add_blob(t, "library/alpine", hex, size, MT_DOCKER_GZ, E_));
+	OK(layout_set_tag(t, "library/alpine", "latest", s->m2.hex, E_));
 	if (how == 1) {
 		/* latest -> m2, which library/alpine does not serve: the commit must fail. */
 		assert_int_equal(layout_commit(t, &err), -1);
@@ -755,7 +749,7 @@ static void abandoned_session(const char *tree, const struct std *s, int how)
 	} else if (how == 2) {
 		/* A manifest whose bytes are nowhere. */
 		OK(layout_add_manifest(t, "library/alpine", "00000000000000000000000000000000000000"
-				       "00000000000000000000000000", 5, MT_DOCKER, &e_));
+				       "00000000000000000000000000", 5, MT_DOCKER, E_));
 		assert_int_equal(layout_commit(t, &err), -1);
 		assert_non_null(strstr(err.msg, "not in the tree"));
 	}
@@ -800,7 +794,7 @@ static void test_new_tree_without_commit_vanishes(void **state)
 	before = listing(f->dir, 0, 0);
 	if (layout_open(tree, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
-	OK(layout_put_blob(t, "x", 1, hex, &e_));
+	OK(layout_put_blob(t, "x", 1, hex, E_));
 	layout_close(t);
 	assert_int_equal(access(tree, F_OK), -1);
 	assert_int_equal(errno, ENOENT);
@@ -809,9 +803,9 @@ static void test_new_tree_without_commit_vanishes(void **state)
 	t = NULL;
 	if (layout_open(tree, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
-	OK(layout_put_blob(t, "x", 1, hex, &e_));
-	OK(layout_add_blob(t, "a/b", hex, 1, MT_OCI_GZ, &e_));
-	OK(layout_set_tag(t, "a/b", "1", hex, &e_));
+	OK(layout_put_blob(t, "x", 1, hex, E_));
+	OK(layout_add_blob(t, "a/b", hex, 1, MT_OCI_GZ, E_));
+	OK(layout_set_tag(t, "a/b", "1", hex, E_));
 	assert_int_equal(layout_commit(t, &err), -1);
 	m = xasprintf("tag a/b:1 names sha256:%s, which the repository lacks", hex);
 	if (!strstr(err.msg, m))
@@ -842,7 +836,7 @@ static void test_tag_to_other_repos_manifest_fails(void **state)
 	snprintf(id, sizeof(id), "%s", layout_snapshot_id(t));
 	assert_int_equal(strlen(id), RP_HEX_LEN);
 	/* m1 is a manifest of library/alpine, not of x/app: x/app cannot tag it. */
-	OK(layout_set_tag(t, "x/app", "2", s.m1.hex, &e_));
+	OK(layout_set_tag(t, "x/app", "2", s.m1.hex, E_));
 	assert_int_equal(layout_commit(t, &err), -1);
 	assert_non_null(strstr(err.msg, "x/app:2"));
 	assert_non_null(strstr(err.msg, s.m1.hex));
@@ -864,7 +858,7 @@ static void test_refuses_foreign_directory(void **state)
 	struct rp_err err = { "" };
 
 	assert_int_equal(mkdir(dir, 0700), 0);
-	OK(rp_write_new(file, "hi\n", 3, &e_));
+	OK(rp_write_new(file, "hi\n", 3, E_));
 	before = listing(dir, 1, 0);
 	assert_int_equal(layout_open(dir, &t, &err), -1);
 	assert_null(t);
@@ -906,18 +900,18 @@ static void test_empty_directory_and_stale_staging(void **state)
 	}
 	/* A staging area left by a killed writer does not make it foreign, and is removed. */
 	junk = path_in(dir, ".regpress-tmp/blobs");
-	OK(rp_mkdirs(junk, &e_));
+	OK(rp_mkdirs(junk, E_));
 	free(junk);
 	junk = path_in(dir, ".regpress-tmp/blobs/garbage");
-	OK(rp_write_new(junk, "x", 1, &e_));
+	OK(rp_write_new(junk, "x", 1, E_));
 	free(junk);
 	t = NULL;
 	if (layout_open(dir, &t, &err) < 0)
 		fail_msg("layout_open with stale staging: %s", err.msg);
 	assert_false(layout_has_blob(t, "garbage"));
-	OK(layout_put_blob(t, "x", 1, hex, &e_));
-	OK(layout_add_blob(t, "a/b", hex, 1, MT_OCI_GZ, &e_));
-	OK(layout_commit(t, &e_));
+	OK(layout_put_blob(t, "x", 1, hex, E_));
+	OK(layout_add_blob(t, "a/b", hex, 1, MT_OCI_GZ, E_));
+	OK(layout_commit(t, E_));
 	layout_close(t);
 	assert_false(exists(dir, ".regpress-tmp"));
 	expect_file(dir, "registry/catalog.json", "{\"repositories\":[\"a/b\"]}");
@@ -1043,7 +1037,7 @@ static void test_records_rejected(void **state)
 
 	if (layout_open(tree, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
-	OK(layout_put_blob(t, "x", 1, hex, &e_));
+	OK(layout_put_blob(t, "x", 1, hex, E_));
 	assert_int_equal(layout_add_blob(t, "Library/alpine", hex, 1, MT_OCI_GZ, &err), -1);
 	assert_non_null(strstr(err.msg, "Library/alpine"));
 	assert_int_equal(layout_add_blob(t, "localhost+5000/app", hex, 1, MT_OCI_GZ, &err), -1);
@@ -1075,7 +1069,7 @@ static void test_failed_publish_is_undone(void **state)
 
 	build_std(tree, &s);
 	blocker = path_in(tree, "cache/ns1/key2/inside");
-	OK(rp_mkdirs(blocker, &e_));
+	OK(rp_mkdirs(blocker, E_));
 	free(blocker);
 	/* Times the writer cannot guess, on every directory it may touch. */
 	ts[0].tv_sec = ts[1].tv_sec = 1234567890;
@@ -1091,12 +1085,12 @@ static void test_failed_publish_is_undone(void **state)
 
 	if (layout_open(tree, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
-	OK(layout_put_blob(t, "a blob the failed commit moves in", 33, hex, &e_));
-	OK(layout_add_blob(t, "x/app", hex, 33, MT_OCI_GZ, &e_));
+	OK(layout_put_blob(t, "a blob the failed commit moves in", 33, hex, E_));
+	OK(layout_add_blob(t, "x/app", hex, 33, MT_OCI_GZ, E_));
 	snprintf(val, sizeof(val), "sha256:%s 33", hex);
-	OK(layout_cache_put(t, "ns0", "key1", val, &e_)); /* a new namespace: made, then removed */
-	OK(layout_cache_put(t, "ns1", "key1", val, &e_)); /* beside the blocker */
-	OK(layout_cache_put(t, "ns1", "key2", val, &e_)); /* the blocked one */
+	OK(layout_cache_put(t, "ns0", "key1", val, E_)); /* a new namespace: made, then removed */
+	OK(layout_cache_put(t, "ns1", "key1", val, E_)); /* beside the blocker */
+	OK(layout_cache_put(t, "ns1", "key2", val, E_)); /* the blocked one */
 	assert_int_equal(layout_commit(t, &err), -1);
 	if (!strstr(err.msg, "key2"))
 		fail_msg("message '%s' does not name the entry it could not move", err.msg);
