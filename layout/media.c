@@ -1,5 +1,7 @@
 #include "media.h"
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -1161,8 +1163,7 @@ static int volume_open(const char *path, struct volume *v, struct rp_err *err)
 	if (stat(path, &st) < 0)
 		return rp_errno(err, "'%s'", path);
 	if (!S_ISDIR(st.st_mode))
-		return rp_errf(err, "'%s': not a volume directory (mount the disc, or extract the "
-			       "image: xorriso -osirrox on -indev IMAGE -extract / DIR)", path);
+		return rp_errf(err, "'%s': not a volume directory or ISO image", path);
 	v->path = strdup(path);
 	mpath = path2(path, MEDIA_MANIFEST);
 	spath = path2(path, MEDIA_SNAPSHOT);
@@ -1251,8 +1252,269 @@ static int stray_one(const char *path, const struct stat *st, int type, struct F
 	return 1;
 }
 
-int media_check(const char *voldir, media_progress_fn progress, void *ctx,
-		struct media_volume_info *info, struct rp_err *err)
+/* ---- volumes given as ISO images ---- */
+
+/* A volume may also be given as the ISO image `regpress media --iso` wrote, so that no one needs
+ * to mount it (which takes root, and a kernel with iso9660) or extract it by hand. The image is
+ * extracted into a new directory under $TMPDIR and read from there like any volume; messages name
+ * the image instead of that directory. Extraction trusts nothing in the image: only directories and
+ * regular files with plain relative names, no two entries with one name, and no more file data
+ * than the image's own size (entries that share their data could otherwise fill the disk). */
+
+/* name, with any "./" in front taken off, as a relative path of plain components; NULL if it is
+ * not one ("" for the root entry). */
+static const char *iso_rel(const char *name)
+{
+	const char *p, *c;
+
+	while (name[0] == '.' && name[1] == '/')
+		name += 2;
+	if (!strcmp(name, ".") || !*name)
+		return "";
+	if (name[0] == '/' || strlen(name) > PATH_MAX / 2)
+		return NULL;
+	for (c = name; *c; c = *p ? p + 1 : p) {
+		p = strchrnul(c, '/');
+		if (p == c && *p) /* an empty component: "a//b" */
+			return NULL;
+		if ((p - c == 1 && c[0] == '.') || (p - c == 2 && c[0] == '.' && c[1] == '.'))
+			return NULL;
+	}
+	return name;
+}
+
+/* Extract the ISO image iso into the existing, empty directory dir. */
+static int iso_extract(const char *iso, const char *dir, struct copier *c, struct rp_err *err)
+{
+	struct archive *a = NULL;
+	struct archive_entry *e;
+	struct stat st;
+	uint64_t budget;
+	char *path = NULL;
+	int fd, out = -1, r, rc = -1;
+
+	fd = open(iso, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return rp_errno(err, "cannot open '%s'", iso);
+	if (fstat(fd, &st) < 0) {
+		rp_errno(err, "cannot read '%s'", iso);
+		goto out;
+	}
+	budget = (uint64_t)st.st_size;
+	a = archive_read_new();
+	if (!a || archive_read_support_format_iso9660(a) != ARCHIVE_OK) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
+		rp_errf(err, "'%s': not a volume directory or ISO image (%s)", iso,
+			archive_error_string(a));
+		goto out;
+	}
+	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+		const char *name = archive_entry_pathname(e), *rel = name ? iso_rel(name) : NULL;
+		mode_t type = archive_entry_filetype(e);
+		int64_t size = archive_entry_size(e), left;
+
+		if (!rel) {
+			rp_errf(err, "'%s': entry '%s' is not a plain relative path", iso,
+				name ? name : "");
+			goto out;
+		}
+		if (archive_entry_hardlink(e) || (type != AE_IFDIR && type != AE_IFREG)) {
+			rp_errf(err, "'%s': entry '%s' is a link or a special file (a volume holds "
+				"only files and directories)", iso, rel);
+			goto out;
+		}
+		if (!*rel)
+			continue;
+		free(path);
+		path = path2(dir, rel);
+		if (!path) {
+			rp_errf(err, "out of memory");
+			goto out;
+		}
+		if (type == AE_IFDIR) {
+			if (rp_mkdirs(path, err) < 0)
+				goto out;
+			continue;
+		}
+		if (size < 0 || (uint64_t)size > budget) {
+			rp_errf(err, "'%s': entry '%s' claims more data than the image holds", iso, rel);
+			goto out;
+		}
+		budget -= (uint64_t)size;
+		{
+			char *slash = strrchr(path, '/');
+
+			*slash = '\0';
+			r = rp_mkdirs(path, err);
+			*slash = '/';
+			if (r < 0)
+				goto out;
+		}
+		out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (out < 0) {
+			if (errno == EEXIST)
+				rp_errf(err, "'%s': entry '%s' appears twice", iso, rel);
+			else
+				rp_errno(err, "cannot create '%s'", path);
+			goto out;
+		}
+		for (left = size; left > 0;) {
+			la_ssize_t n = archive_read_data(a, c->buf, COPY_BUF);
+
+			if (n < 0) {
+				rp_errf(err, "'%s': cannot read entry '%s': %s", iso, rel,
+					archive_error_string(a));
+				goto out;
+			}
+			if (n == 0 || n > left) {
+				rp_errf(err, "'%s': entry '%s' is not the %" PRId64 " bytes it claims",
+					iso, rel, size);
+				goto out;
+			}
+			if (write_all(out, path, c->buf, (size_t)n, err) < 0)
+				goto out;
+			left -= n;
+			c->done += (uint64_t)n;
+			if (c->progress)
+				c->progress(c->ctx, c->done, c->total);
+		}
+		if (close(out) < 0) {
+			out = -1;
+			rp_errno(err, "cannot write '%s'", path);
+			goto out;
+		}
+		out = -1;
+	}
+	if (r != ARCHIVE_EOF) {
+		if (archive_format(a) == 0) /* not even the volume descriptors were read */
+			rp_errf(err, "'%s': not a volume directory or ISO image (%s)", iso,
+				archive_error_string(a));
+		else
+			rp_errf(err, "'%s': damaged ISO image (%s)", iso, archive_error_string(a));
+		goto out;
+	}
+	rc = 0;
+out:
+	if (out >= 0)
+		close(out);
+	free(path);
+	if (a)
+		archive_read_free(a);
+	close(fd);
+	return rc;
+}
+
+/* Replace each "from" in the message by "to" (a directory by the image it came from). */
+static void err_rename(struct rp_err *err, const char *from, const char *to)
+{
+	char buf[sizeof(err->msg)];
+	const char *p = err->msg, *hit;
+	size_t lf = strlen(from), used = 0;
+
+	buf[0] = '\0';
+	while ((hit = strstr(p, from)) && used < sizeof(buf)) {
+		used += (size_t)snprintf(buf + used, sizeof(buf) - used, "%.*s%s", (int)(hit - p), p,
+					 to);
+		p = hit + lf;
+	}
+	if (p == err->msg)
+		return;
+	if (used < sizeof(buf))
+		snprintf(buf + used, sizeof(buf) - used, "%s", p);
+	memcpy(err->msg, buf, sizeof(buf));
+	err->msg[sizeof(err->msg) - 1] = '\0';
+}
+
+/* The volumes as directories: each ISO image among paths extracted into its own directory under
+ * $TMPDIR (extracted[i] is NULL for a directory). Progress counts the images' bytes. */
+struct volume_dirs {
+	size_t n;
+	const char **dirs;
+	char **extracted;
+};
+
+static void volume_dirs_free(struct volume_dirs *vd)
+{
+	size_t i;
+
+	for (i = 0; vd->extracted && i < vd->n; i++)
+		if (vd->extracted[i]) {
+			rp_rmtree(vd->extracted[i], NULL);
+			free(vd->extracted[i]);
+		}
+	free(vd->extracted);
+	free(vd->dirs);
+	memset(vd, 0, sizeof(*vd));
+}
+
+static int volume_dirs_open(const char *const *paths, size_t n, struct copier *c,
+			    struct volume_dirs *vd, struct rp_err *err)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct stat st;
+	size_t i;
+
+	memset(vd, 0, sizeof(*vd));
+	vd->n = n;
+	vd->dirs = calloc(n ? n : 1, sizeof(*vd->dirs));
+	vd->extracted = calloc(n ? n : 1, sizeof(*vd->extracted));
+	if (!vd->dirs || !vd->extracted) {
+		volume_dirs_free(vd);
+		return rp_errf(err, "out of memory");
+	}
+	c->total = 0;
+	for (i = 0; i < n; i++) {
+		if (stat(paths[i], &st) < 0) {
+			volume_dirs_free(vd);
+			return rp_errno(err, "'%s'", paths[i]);
+		}
+		if (S_ISREG(st.st_mode))
+			c->total += (uint64_t)st.st_size;
+	}
+	for (i = 0; i < n; i++) {
+		vd->dirs[i] = paths[i];
+		if (stat(paths[i], &st) < 0 || !S_ISREG(st.st_mode))
+			continue; /* volume_open says what is wrong with anything else */
+		if (asprintf(&vd->extracted[i], "%s/regpress-volume.XXXXXX",
+			     tmp && *tmp ? tmp : "/tmp") < 0) {
+			vd->extracted[i] = NULL;
+			volume_dirs_free(vd);
+			return rp_errf(err, "out of memory");
+		}
+		if (!mkdtemp(vd->extracted[i])) {
+			rp_errno(err, "cannot make a directory to extract '%s' into ('%s')", paths[i],
+				 vd->extracted[i]);
+			free(vd->extracted[i]);
+			vd->extracted[i] = NULL;
+			volume_dirs_free(vd);
+			return -1;
+		}
+		vd->dirs[i] = vd->extracted[i];
+		if (iso_extract(paths[i], vd->extracted[i], c, err) < 0) {
+			volume_dirs_free(vd);
+			return -1;
+		}
+	}
+	c->done = c->total = 0;
+	return 0;
+}
+
+/* A failure while reading the extracted directories: name the images instead. */
+static void volume_dirs_err(const struct volume_dirs *vd, const char *const *paths,
+			    struct rp_err *err)
+{
+	size_t i;
+
+	for (i = 0; i < vd->n; i++)
+		if (vd->extracted[i])
+			err_rename(err, vd->extracted[i], paths[i]);
+}
+
+static int check_dir(const char *voldir, media_progress_fn progress, void *ctx,
+		     struct media_volume_info *info, struct rp_err *err)
 {
 	struct volume v;
 	struct copier c = { NULL, 0, 0, progress, ctx, 0, 0 };
@@ -1304,6 +1566,27 @@ out:
 	json_decref(allowed);
 	free(c.buf);
 	volume_free(&v);
+	return rc;
+}
+
+int media_check(const char *voldir, media_progress_fn progress, void *ctx,
+		struct media_volume_info *info, struct rp_err *err)
+{
+	struct copier c = { NULL, 0, 0, progress, ctx, 0, 0 };
+	struct volume_dirs vd;
+	int rc;
+
+	c.buf = malloc(COPY_BUF);
+	if (!c.buf)
+		return rp_errf(err, "out of memory");
+	rc = volume_dirs_open(&voldir, 1, &c, &vd, err);
+	free(c.buf);
+	if (rc < 0)
+		return -1;
+	rc = check_dir(vd.dirs[0], progress, ctx, info, err);
+	if (rc < 0)
+		volume_dirs_err(&vd, &voldir, err);
+	volume_dirs_free(&vd);
 	return rc;
 }
 
@@ -1602,8 +1885,9 @@ void media_import_result_free(struct media_import_result *r)
 	memset(r, 0, sizeof(*r));
 }
 
-int media_import(const char *tree, const char *const *paths, size_t n, media_progress_fn progress,
-		 void *ctx, struct media_import_result *r, struct rp_err *err)
+static int import_dirs(const char *tree, const char *const *paths, size_t n,
+		       media_progress_fn progress, void *ctx, struct media_import_result *r,
+		       struct rp_err *err)
 {
 	struct importer im;
 	struct snapshot target = { NULL, 0, "" };
@@ -1782,5 +2066,27 @@ out:
 	snapshot_free(&target);
 	if (rc < 0)
 		media_import_result_free(r);
+	return rc;
+}
+
+int media_import(const char *tree, const char *const *paths, size_t n, media_progress_fn progress,
+		 void *ctx, struct media_import_result *r, struct rp_err *err)
+{
+	struct copier c = { NULL, 0, 0, progress, ctx, 0, 0 };
+	struct volume_dirs vd;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	c.buf = malloc(COPY_BUF);
+	if (!c.buf)
+		return rp_errf(err, "out of memory");
+	rc = volume_dirs_open(paths, n, &c, &vd, err);
+	free(c.buf);
+	if (rc < 0)
+		return -1;
+	rc = import_dirs(tree, vd.dirs, n, progress, ctx, r, err);
+	if (rc < 0)
+		volume_dirs_err(&vd, paths, err);
+	volume_dirs_free(&vd);
 	return rc;
 }

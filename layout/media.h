@@ -112,8 +112,9 @@ struct media_volume_info {
 	uint64_t files, bytes;
 };
 
-/* Check one volume directory on its own: its manifest, its snapshot, the size and digest of every
- * file it carries, and nothing else in it. Reads only. */
+/* Check one volume on its own: its manifest, its snapshot, the size and digest of every file it
+ * carries, and nothing else in it. Writes nothing but, for a volume given as an ISO image file,
+ * the image extracted into a directory under $TMPDIR that is removed before returning. */
 int media_check(const char *voldir, media_progress_fn progress, void *ctx,
 		struct media_volume_info *info, struct rp_err *err);
 
@@ -133,7 +134,7 @@ struct media_import_result {
 /* Verify the volumes (all of them, before the tree is changed: all or nothing), copy into tree what
  * it lacks, and publish the set's snapshot when every blob it needs is there; until then keep
  * the verified files in TREE/.regpress-import for later calls. A delta set needs the tree at its
- * base snapshot. */
+ * base snapshot. A volume is a directory or an ISO image file, extracted as media_check says. */
 int media_import(const char *tree, const char *const *volumes, size_t n,
 		 media_progress_fn progress, void *ctx, struct media_import_result *res,
 		 struct rp_err *err);

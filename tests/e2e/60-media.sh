@@ -2,7 +2,8 @@
 # Carrying trees across the air gap (issue 6): `regpress media` splits a tree into small volumes,
 # one blob larger than a volume cut into parts; `regpress import` takes them back in a shuffled
 # order, one per run, reporting what is still missing, and publishes the original snapshot; ISO
-# images are byte-identical across runs and extract (xorriso -osirrox) to volumes that import;
+# images are byte-identical across runs, extract (xorriso -osirrox) to the volumes, and import as
+# they are (damaged or hostile images refused);
 # a delta between two builds carries exactly the new blobs, imports onto the old tree only, and a
 # lost delta volume is remade identical; damaged volumes are refused with the tree unchanged.
 # shellcheck disable=SC2317 # helpers run through `check`, which shellcheck cannot follow
@@ -169,6 +170,24 @@ iso_import() {
 	"$REGPRESS" verify "$W/from-iso"
 }
 check "ISO images extract (xorriso -osirrox) to the volumes; all at once they import and verify" iso_import
+# The images themselves, no extraction by hand: each checks on its own; imported one per run in
+# reverse order they publish the same snapshot; nothing is left in $TMPDIR.
+iso_direct() {
+	local f isos
+	mkdir -p "$W/isotmp"
+	mapfile -t isos < <(printf '%s\n' "$W"/iso1/*.iso | LC_ALL=C sort -r)
+	TMPDIR=$W/isotmp "$REGPRESS" import --check "${isos[@]}"
+	for f in "${isos[@]}"; do
+		TMPDIR=$W/isotmp "$REGPRESS" import -q "$f" --into "$W/from-iso-direct"
+	done
+	[ "$(snap_id "$W/from-iso-direct")" = "$ID_A" ]
+	"$REGPRESS" verify "$W/from-iso-direct"
+	diff -r "$W/from-iso/blobs" "$W/from-iso-direct/blobs"
+	diff -r "$W/from-iso/registry" "$W/from-iso-direct/registry"
+	[ -z "$(ls -A "$W/isotmp")" ] || { echo "left in TMPDIR: $(ls "$W/isotmp")"; return 1; }
+}
+check "ISO images import as they are (one per run, reverse order), same snapshot, \$TMPDIR left empty" \
+	iso_direct
 
 # --- deltas ------------------------------------------------------------------------------------------
 D=$W/delta
@@ -257,6 +276,57 @@ p = sys.argv[1]; b = bytearray(open(p, "rb").read()); b[len(b) // 2] ^= 1; open(
 	[ "$rc" -eq 1 ]
 }
 check "a volume with one flipped byte: refused naming the file, tree unchanged" damaged
+
+# Damaged and hostile ISO images, into the pending import of `damaged`: each refused with one line
+# naming the image, the tree unchanged, nothing left in $TMPDIR. One volume with blobs is the base.
+for ISO_VOL in "${VOLS[@]}"; do
+	[ -d "$ISO_VOL/blobs/sha256" ] && break
+done
+ISO_GOOD=$W/iso1/$(basename "$ISO_VOL").iso
+mkdir -p "$W/isobad" "$W/isotmp"
+# flipped.iso: the image with one byte flipped in the middle of a blob whose middle 64 bytes occur
+# nowhere else in the image (manifests share long runs); prints that blob's name.
+ISO_BLOB=$(python3 -c 'import os, sys
+img = bytearray(open(sys.argv[1], "rb").read()); d = sys.argv[2]
+for name in sorted(os.listdir(d)):
+    blob = open(os.path.join(d, name), "rb").read(); mid = blob[len(blob) // 2:][:64]
+    if len(mid) == 64 and img.count(mid) == 1:
+        img[img.find(mid)] ^= 1; open(sys.argv[3], "wb").write(img); print(name); break
+else:
+    sys.exit("no blob with a unique middle")' "$ISO_GOOD" "$ISO_VOL/blobs/sha256" "$W/isobad/flipped.iso") ||
+	e2e_die "making flipped.iso"
+# iso_from NAME: an image of a copy of the volume, changed by the commands on stdin (run in it).
+iso_from() {
+	rm -rf "$W/isobad/$1.d"
+	cp -a "$ISO_VOL" "$W/isobad/$1.d"
+	(cd "$W/isobad/$1.d" && bash -e)
+	xorriso -as mkisofs -R -J -o "$W/isobad/$1.iso" "$W/isobad/$1.d" >/dev/null 2>&1
+}
+iso_refused() {
+	TMPDIR=$W/isotmp refused "$W/damaged-into" "$2" "$REGPRESS" import "$1" --into "$W/damaged-into"
+	[ -z "$(ls -A "$W/isotmp")" ] || { echo "left in TMPDIR: $(ls "$W/isotmp")"; return 1; }
+}
+check "ISO: a flipped byte in a blob: refused naming the image and the file" \
+	iso_refused "$W/isobad/flipped.iso" "^regpress import: '$W/isobad/flipped.iso/blobs/sha256/$ISO_BLOB': content has digest"
+head -c "$(($(stat -c %s "$ISO_GOOD") * 3 / 4))" "$ISO_GOOD" >"$W/isobad/cut.iso"
+check "ISO: cut short: refused naming the image" \
+	iso_refused "$W/isobad/cut.iso" "^regpress import: '$W/isobad/cut.iso': "
+echo "not an image" >"$W/isobad/text.iso"
+check "ISO: a text file: refused as neither a volume directory nor an ISO image" \
+	iso_refused "$W/isobad/text.iso" "^regpress import: '$W/isobad/text.iso': not a volume directory or ISO image"
+iso_from link <<<"ln -s /etc/passwd blobs/sha256/link" || e2e_die "making link.iso"
+check "ISO: a symlink in the image: refused, nothing followed" \
+	iso_refused "$W/isobad/link.iso" "^regpress import: '$W/isobad/link.iso': entry 'blobs/sha256/link' is a link"
+iso_from extra <<<"echo extra >extra" || e2e_die "making extra.iso"
+iso_extra() {
+	local rc=0
+	TMPDIR=$W/isotmp "$REGPRESS" import --check "$W/isobad/extra.iso" 2>"$W/isobad/extra.err" || rc=$?
+	cat "$W/isobad/extra.err"
+	[ "$rc" -eq 1 ] && grep -q "^regpress import: '$W/isobad/extra.iso/extra': not part of the volume" \
+		"$W/isobad/extra.err"
+	[ -z "$(ls -A "$W/isotmp")" ]
+}
+check "ISO: a file the volume manifest does not list: --check refuses it by its path in the image" iso_extra
 bad_manifest() {
 	local rc=0
 	cp -a "${VOLS[0]}" "$W/bad-manifest"
