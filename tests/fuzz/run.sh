@@ -18,6 +18,7 @@ FAILED=0
 max_len() {
 	case $1 in
 	fuzz_tar) echo 32768 ;;
+	fuzz_iso) echo 131072 ;; # an ISO 9660 image starts with a 32 KiB system area
 	*) echo 8192 ;;
 	esac
 }
