@@ -78,10 +78,9 @@ int rp_mkdirs(const char *path, struct rp_err *err)
 	return 0;
 }
 
-static int write_fd(int fd, const char *path, const void *buf, size_t len, struct rp_err *err)
+int rp_write_all(int fd, const char *name, const void *buf, size_t len, struct rp_err *err)
 {
 	const char *p = buf;
-	struct timespec ts[2];
 
 	while (len) {
 		ssize_t n = write(fd, p, len);
@@ -89,16 +88,30 @@ static int write_fd(int fd, const char *path, const void *buf, size_t len, struc
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return rp_errno(err, "cannot write '%s'", path);
+			return rp_errno(err, "cannot write '%s'", name);
 		}
 		p += n;
 		len -= (size_t)n;
 	}
+	return 0;
+}
+
+int rp_fix_file(int fd, const char *name, struct rp_err *err)
+{
+	struct timespec ts[2];
+
 	ts[0].tv_sec = ts[1].tv_sec = rp_epoch();
 	ts[0].tv_nsec = ts[1].tv_nsec = 0;
 	if (fchmod(fd, RP_FILE_MODE) < 0 || futimens(fd, ts) < 0)
-		return rp_errno(err, "cannot set mode or time of '%s'", path);
+		return rp_errno(err, "cannot set mode or time of '%s'", name);
 	return 0;
+}
+
+static int write_fd(int fd, const char *path, const void *buf, size_t len, struct rp_err *err)
+{
+	if (rp_write_all(fd, path, buf, len, err) < 0)
+		return -1;
+	return rp_fix_file(fd, path, err);
 }
 
 int rp_write_new(const char *path, const void *buf, size_t len, struct rp_err *err)

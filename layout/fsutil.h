@@ -14,6 +14,10 @@
 time_t rp_epoch(void);
 /* mkdir -p with mode RP_DIR_MODE whatever the umask. */
 int rp_mkdirs(const char *path, struct rp_err *err);
+/* write() all of buf to fd, retrying after EINTR; name is for the message. */
+int rp_write_all(int fd, const char *name, const void *buf, size_t len, struct rp_err *err);
+/* Give an open file mode RP_FILE_MODE and mtime rp_epoch(), whatever the umask and clock. */
+int rp_fix_file(int fd, const char *name, struct rp_err *err);
 /* Create path (which must not exist) with exactly buf, mode RP_FILE_MODE, mtime rp_epoch(). */
 int rp_write_new(const char *path, const void *buf, size_t len, struct rp_err *err);
 /* Replace path atomically: temp file beside it, fsync, rename, fsync the directory. */

@@ -122,30 +122,22 @@ static int cmp_hex_off(const void *a, const void *b)
 static int cmp_place(const void *a, const void *b)
 {
 	const struct media_item *x = a, *y = b;
-	int c;
 
 	if (x->size != y->size)
 		return x->size > y->size ? -1 : 1;
-	c = strcmp(x->hex, y->hex);
-	if (c)
-		return c;
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
+	return cmp_hex_off(a, b);
 }
 
 /* The manifest's order: by volume, whole blobs before parts, then by digest and offset. */
 static int cmp_final(const void *a, const void *b)
 {
 	const struct media_item *x = a, *y = b;
-	int c;
 
 	if (x->volume != y->volume)
 		return x->volume < y->volume ? -1 : 1;
 	if (x->split != y->split)
 		return x->split - y->split;
-	c = strcmp(x->hex, y->hex);
-	if (c)
-		return c;
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
+	return cmp_hex_off(a, b);
 }
 
 void media_plan_free(struct media_plan *p)
@@ -513,24 +505,6 @@ struct copier {
 	uint64_t files_copied, bytes_copied;
 };
 
-static int write_all(int fd, const char *name, const void *buf, size_t len, struct rp_err *err)
-{
-	const char *p = buf;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return rp_errno(err, "cannot write '%s'", name);
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Read [off, off + len) of src, hashing it into h (and into whole if set), writing it to dst when
  * dst >= 0. */
 static int copy_range(struct copier *c, int src, const char *src_name, uint64_t off, uint64_t len,
@@ -552,7 +526,7 @@ static int copy_range(struct copier *c, int src, const char *src_name, uint64_t 
 			rp_sha256_update(h, c->buf, (size_t)n);
 		if (whole)
 			rp_sha256_update(whole, c->buf, (size_t)n);
-		if (dst >= 0 && write_all(dst, dst_name, c->buf, (size_t)n, err) < 0)
+		if (dst >= 0 && rp_write_all(dst, dst_name, c->buf, (size_t)n, err) < 0)
 			return -1;
 		off += (uint64_t)n;
 		len -= (uint64_t)n;
@@ -582,17 +556,6 @@ static int open_regular(const char *path, uint64_t want_size, const char *says, 
 			       (long long)st.st_size, says, want_size);
 	}
 	*fdp = fd;
-	return 0;
-}
-
-static int fix_file(int fd, const char *name, struct rp_err *err)
-{
-	struct timespec ts[2];
-
-	ts[0].tv_sec = ts[1].tv_sec = rp_epoch();
-	ts[0].tv_nsec = ts[1].tv_nsec = 0;
-	if (fchmod(fd, RP_FILE_MODE) < 0 || futimens(fd, ts) < 0)
-		return rp_errno(err, "cannot set mode or time of '%s'", name);
 	return 0;
 }
 
@@ -636,7 +599,7 @@ static int copy_checked(struct copier *c, const char *src, uint64_t src_size, co
 		goto out;
 	}
 	if (out >= 0) {
-		if (fix_file(out, dst, err) < 0)
+		if (rp_fix_file(out, dst, err) < 0)
 			goto out;
 		if (sync && fdatasync(out) < 0) {
 			rp_errno(err, "cannot sync '%s'", dst);
@@ -914,7 +877,7 @@ static int write_volume(struct writer *w, uint32_t v, char *final, struct rp_err
 			rp_errno(err, "cannot read '%s'", iso);
 			goto out;
 		}
-		if (fix_file(fd, iso, err) < 0) {
+		if (rp_fix_file(fd, iso, err) < 0) {
 			close(fd);
 			goto out;
 		}
@@ -1374,7 +1337,7 @@ static int iso_extract(const char *iso, const char *dir, struct copier *c, struc
 					iso, rel, size);
 				goto out;
 			}
-			if (write_all(out, path, c->buf, (size_t)n, err) < 0)
+			if (rp_write_all(out, path, c->buf, (size_t)n, err) < 0)
 				goto out;
 			left -= n;
 			c->done += (uint64_t)n;
@@ -1450,10 +1413,11 @@ static void volume_dirs_free(struct volume_dirs *vd)
 	memset(vd, 0, sizeof(*vd));
 }
 
-static int volume_dirs_open(const char *const *paths, size_t n, struct copier *c,
-			    struct volume_dirs *vd, struct rp_err *err)
+static int volume_dirs_open(const char *const *paths, size_t n, media_progress_fn progress,
+			    void *ctx, struct volume_dirs *vd, struct rp_err *err)
 {
 	const char *tmp = getenv("TMPDIR");
+	struct copier c = { NULL, 0, 0, progress, ctx, 0, 0 };
 	struct stat st;
 	size_t i;
 
@@ -1462,44 +1426,50 @@ static int volume_dirs_open(const char *const *paths, size_t n, struct copier *c
 	vd->dirs = calloc(n ? n : 1, sizeof(*vd->dirs));
 	vd->extracted = calloc(n ? n : 1, sizeof(*vd->extracted));
 	if (!vd->dirs || !vd->extracted) {
-		volume_dirs_free(vd);
-		return rp_errf(err, "out of memory");
+		rp_errf(err, "out of memory");
+		goto fail;
 	}
-	c->total = 0;
+	/* dirs[i] stays NULL for an image, to be extracted once the total size is known. */
 	for (i = 0; i < n; i++) {
 		if (stat(paths[i], &st) < 0) {
-			volume_dirs_free(vd);
-			return rp_errno(err, "'%s'", paths[i]);
+			rp_errno(err, "'%s'", paths[i]);
+			goto fail;
 		}
 		if (S_ISREG(st.st_mode))
-			c->total += (uint64_t)st.st_size;
+			c.total += (uint64_t)st.st_size;
+		else
+			vd->dirs[i] = paths[i]; /* volume_open says what is wrong with a non-directory */
 	}
 	for (i = 0; i < n; i++) {
-		vd->dirs[i] = paths[i];
-		if (stat(paths[i], &st) < 0 || !S_ISREG(st.st_mode))
-			continue; /* volume_open says what is wrong with anything else */
+		if (vd->dirs[i])
+			continue;
+		if (!c.buf && !(c.buf = malloc(COPY_BUF))) {
+			rp_errf(err, "out of memory");
+			goto fail;
+		}
 		if (asprintf(&vd->extracted[i], "%s/regpress-volume.XXXXXX",
 			     tmp && *tmp ? tmp : "/tmp") < 0) {
 			vd->extracted[i] = NULL;
-			volume_dirs_free(vd);
-			return rp_errf(err, "out of memory");
+			rp_errf(err, "out of memory");
+			goto fail;
 		}
 		if (!mkdtemp(vd->extracted[i])) {
 			rp_errno(err, "cannot make a directory to extract '%s' into ('%s')", paths[i],
 				 vd->extracted[i]);
 			free(vd->extracted[i]);
 			vd->extracted[i] = NULL;
-			volume_dirs_free(vd);
-			return -1;
+			goto fail;
 		}
 		vd->dirs[i] = vd->extracted[i];
-		if (iso_extract(paths[i], vd->extracted[i], c, err) < 0) {
-			volume_dirs_free(vd);
-			return -1;
-		}
+		if (iso_extract(paths[i], vd->extracted[i], &c, err) < 0)
+			goto fail;
 	}
-	c->done = c->total = 0;
+	free(c.buf);
 	return 0;
+fail:
+	free(c.buf);
+	volume_dirs_free(vd);
+	return -1;
 }
 
 /* A failure while reading the extracted directories: name the images instead. */
@@ -1572,16 +1542,10 @@ out:
 int media_check(const char *voldir, media_progress_fn progress, void *ctx,
 		struct media_volume_info *info, struct rp_err *err)
 {
-	struct copier c = { NULL, 0, 0, progress, ctx, 0, 0 };
 	struct volume_dirs vd;
 	int rc;
 
-	c.buf = malloc(COPY_BUF);
-	if (!c.buf)
-		return rp_errf(err, "out of memory");
-	rc = volume_dirs_open(&voldir, 1, &c, &vd, err);
-	free(c.buf);
-	if (rc < 0)
+	if (volume_dirs_open(&voldir, 1, progress, ctx, &vd, err) < 0)
 		return -1;
 	rc = check_dir(vd.dirs[0], progress, ctx, info, err);
 	if (rc < 0)
@@ -2072,17 +2036,11 @@ out:
 int media_import(const char *tree, const char *const *paths, size_t n, media_progress_fn progress,
 		 void *ctx, struct media_import_result *r, struct rp_err *err)
 {
-	struct copier c = { NULL, 0, 0, progress, ctx, 0, 0 };
 	struct volume_dirs vd;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	c.buf = malloc(COPY_BUF);
-	if (!c.buf)
-		return rp_errf(err, "out of memory");
-	rc = volume_dirs_open(paths, n, &c, &vd, err);
-	free(c.buf);
-	if (rc < 0)
+	if (volume_dirs_open(paths, n, progress, ctx, &vd, err) < 0)
 		return -1;
 	rc = import_dirs(tree, vd.dirs, n, progress, ctx, r, err);
 	if (rc < 0)

@@ -473,18 +473,8 @@ int layout_blob_new(struct layout_tree *t, struct layout_blob **out, struct rp_e
 
 static int blob_flush(struct layout_blob *b, struct rp_err *err)
 {
-	size_t off = 0;
-
-	while (off < b->used) {
-		ssize_t n = write(b->fd, b->buf + off, b->used - off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return rp_errno(err, "cannot write '%s'", b->tmp);
-		}
-		off += (size_t)n;
-	}
+	if (rp_write_all(b->fd, b->tmp, b->buf, b->used, err) < 0)
+		return -1;
 	b->written += b->used;
 	b->used = 0;
 	if (b->written - b->flushed >= BLOB_WRITEBACK) {
@@ -540,7 +530,6 @@ void layout_blob_hashed_by_caller(struct layout_blob *b)
 int layout_blob_finish(struct layout_blob *b, char hex[RP_HEX_LEN + 1], uint64_t *size,
 		       struct rp_err *err)
 {
-	struct timespec ts[2];
 	char *dst = NULL;
 	int rc = -1;
 
@@ -554,12 +543,8 @@ int layout_blob_finish(struct layout_blob *b, char hex[RP_HEX_LEN + 1], uint64_t
 	}
 	if (size)
 		*size = b->size;
-	ts[0].tv_sec = ts[1].tv_sec = rp_epoch();
-	ts[0].tv_nsec = ts[1].tv_nsec = 0;
-	if (fchmod(b->fd, RP_FILE_MODE) < 0 || futimens(b->fd, ts) < 0) {
-		rp_errno(err, "cannot set mode or time of '%s'", b->tmp);
+	if (rp_fix_file(b->fd, b->tmp, err) < 0)
 		goto out;
-	}
 	if (close(b->fd) < 0) {
 		b->fd = -1;
 		rp_errno(err, "cannot write '%s'", b->tmp);
