@@ -21,7 +21,7 @@ DEPS = build-essential clang pkg-config libssl-dev libarchive-dev libjansson-dev
        skopeo umoci containerd curl jq openssl xorriso signify-openbsd python3 \
        wrk docker-registry time valgrind zstd xz-utils
 
-.PHONY: all test unit e2e asan fuzz fuzz-smoke fuzz-build demo deps install clean
+.PHONY: all test test-full test-load unit e2e asan fuzz fuzz-smoke fuzz-build demo deps install clean
 all: $(BIN)
 
 $(BIN): $(OBJS)
@@ -61,12 +61,26 @@ $(BUILD)/tests/test_serve_%: tests/unit/test_serve_%.c $(SERVE_OBJS) $(LAYOUT_OB
 unit: $(UNIT_BINS)
 e2e: $(BIN)
 
-# `make test`: unit and end-to-end tests with the normal build, then again under ASan+UBSan+LSan.
+# `make test`: unit and end-to-end tests with the normal build and under ASan+UBSan+LSan, and the
+# fuzz smoke, as parallel jobs (JOBS at a time, default the number of CPUs: `make test JOBS=1`).
+JOBS ?=
+TEST_ARGS = --bin "$(CURDIR)/regpress" --unit-dir "$(BUILD)/tests" \
+	--asan-bin "$(CURDIR)/build-asan/regpress" --asan-unit-dir "build-asan/tests" \
+	--fuzz-dir build-fuzz/fuzz $(if $(JOBS),--jobs $(JOBS))
 test: $(BIN) $(UNIT_BINS)
 	$(MAKE) asan fuzz-build
-	tests/run.sh --bin "$(CURDIR)/regpress" --unit-dir "$(BUILD)/tests" \
-		--asan-bin "$(CURDIR)/build-asan/regpress" --asan-unit-dir "build-asan/tests" \
-		--fuzz-dir build-fuzz/fuzz
+	tests/run.sh $(TEST_ARGS)
+
+# `make test-full`: what `make test` runs, plus what is too slow for it (README "Tests").
+test-full: $(BIN) $(UNIT_BINS)
+	$(MAKE) asan fuzz-build
+	E2E_FULL=1 FUZZ_SMOKE_SECONDS=60 tests/run.sh $(TEST_ARGS)
+
+# `make test-load`: `make test` while two CPU-bound processes run beside it (tests/load-check.sh):
+# the suite must pass on a busy machine.
+test-load: $(BIN) $(UNIT_BINS)
+	$(MAKE) asan fuzz-build
+	tests/load-check.sh tests/run.sh $(TEST_ARGS)
 
 # Fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c (clang, ASan+UBSan) in build-fuzz/fuzz/; `make
 # fuzz` runs each for FUZZ_SECONDS, `make fuzz-smoke` for 20 s (tests/fuzz/run.sh), as `make test`

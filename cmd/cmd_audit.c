@@ -205,7 +205,7 @@ int cmd_verify(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct verify_out out = { .as_json = 0, .items = json_array() };
+	struct verify_out out = { .as_json = 0, .items = NULL };
 	struct verify_opts opts = { 0, NULL, verify_report, verify_progress, &out };
 	struct verify_result res;
 	struct rp_err err = { "" };
@@ -224,14 +224,13 @@ int cmd_verify(int argc, char **argv)
 			mode = optarg;
 			break;
 		case 'q': mode = "none"; break;
-		case 'h': json_decref(out.items); return fputs(verify_usage, stdout), 0;
-		default: json_decref(out.items); return fputs(verify_usage, stderr), 2;
+		case 'h': return fputs(verify_usage, stdout), 0;
+		default: return fputs(verify_usage, stderr), 2;
 		}
 	}
-	if (optind != argc - 1) {
-		json_decref(out.items);
+	if (optind != argc - 1)
 		return cmd_usage_error("verify", "expected one TREE");
-	}
+	out.items = json_array();
 	progress_init(&out.prog, "verifying", out.as_json ? "none" : mode);
 	rc = layout_verify(argv[optind], &opts, &res, &err);
 	progress_end(&out.prog);

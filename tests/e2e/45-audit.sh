@@ -147,7 +147,7 @@ check "signify-openbsd verifies the snapshot signature independently" \
 	signify-openbsd -V -q -p "$W/release.pub" -x "$TREE/registry/snapshot.sig" -m "$TREE/registry/snapshot"
 check "signing keeps the snapshot id" test "$(snap_id "$TREE")" = "$ID"
 check "verify --pubkey: a changed signature byte" damaged sig \
-	"sed -i '2s/^\\(.\\{40\\}\\)./\\1A/' registry/snapshot.sig; grep -q '^.\\{40\\}A' registry/snapshot.sig" \
+	"sed -i '2s/^\\(.\\{40\\}\\)A/\\1B/;t;2s/^\\(.\\{40\\}\\)./\\1A/' registry/snapshot.sig; ! cmp -s registry/snapshot.sig '$TREE/registry/snapshot.sig'" \
 	"registry/snapshot.sig: signature verification failed" --pubkey "$W/release.pub"
 check "verify --pubkey: signed by another key" damaged sig-other \
 	"\"\$REGPRESS\" snapshot --sign '$W/other.sec' . >/dev/null 2>&1" \

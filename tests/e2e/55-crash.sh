@@ -67,9 +67,10 @@ after_kill() {
 }
 
 # Under ASan (several times slower) every third crash point is tried, and every point around the
-# publishing rename and at the end; the plain pass tries them all.
+# publishing rename and at the end; the plain pass tries them all, and so does the ASan pass of
+# `make test-full` (E2E_FULL=1).
 STRIDE=1
-if grep -q -a __asan_init "$REGPRESS"; then STRIDE=3; fi
+if grep -q -a __asan_init "$REGPRESS" && [ -z "${E2E_FULL:-}" ]; then STRIDE=3; fi
 
 # crash_copy N: a fresh copy of the good tree in $W/c, and a build into it killed at crash point
 # N; prints the exit status.

@@ -29,6 +29,29 @@
 
 set -euo pipefail
 
+# A private mount namespace for the whole script (root only): skopeo and containerd keep state in
+# fixed places (/var/lib/containers/cache, temp files in /var/tmp) that would otherwise be shared
+# with every other test of a parallel run and left behind on the machine. Here /var/tmp is a
+# tmpfs of the script's own and /var/lib/containers too (over an overlay of /var/lib when it does
+# not exist), all gone with the script's last process. The script is re-run once inside (same pid).
+_e2e_private_mounts() {
+	mount -t tmpfs -o mode=1777,size=4g e2e-var-tmp /var/tmp || return 1
+	if [ -d /var/lib/containers ]; then
+		mount -t tmpfs -o mode=0700 e2e-containers /var/lib/containers
+	else
+		mkdir -p /var/tmp/.e2e-var-lib/upper /var/tmp/.e2e-var-lib/work &&
+			mount -t overlay e2e-var-lib -o lowerdir=/var/lib,upperdir=/var/tmp/.e2e-var-lib/upper,workdir=/var/tmp/.e2e-var-lib/work /var/lib
+	fi
+}
+if [ "${E2E_PRIVATE_NS:-}" != "$$" ] && [ "$(id -u)" = 0 ] && [ -z "${E2E_SHARED_NS:-}" ] &&
+	command -v unshare >/dev/null; then
+	exec env E2E_PRIVATE_NS=$$ unshare -m --propagation private -- bash "$0" "$@"
+fi
+if [ "${E2E_PRIVATE_NS:-}" = "$$" ] && [ -z "${E2E_NS_READY:-}" ]; then
+	_e2e_private_mounts || { echo "FAIL - harness: cannot set up the private mounts"; exit 1; }
+	export E2E_NS_READY=1
+fi
+
 E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_ROOT=$(cd "$E2E_DIR/../.." && pwd)
 
@@ -59,15 +82,27 @@ e2e_die() {
 # ---------------------------------------------------------------------------------------------
 # checks
 
+# A check that runs longer than this is taken for a hang: it fails, and what it was waiting for
+# (its processes) is shown. Far above any check's normal time; no verdict comes from speed.
+E2E_CHECK_TIMEOUT=${E2E_CHECK_TIMEOUT:-600}
+
 # check NAME CMD...: run CMD, print ok/FAIL, count. Output is shown only on failure.
 check() {
-	local name=$1 out pid rc=0
+	local name=$1 out pid wd rc=0
 	shift
 	out=$(mktemp "${T:-${TMPDIR:-/tmp}}/check.XXXXXX")
 	# Background job, not `if "$@"`: keeps errexit active inside shell functions used as CMD.
 	"$@" >"$out" 2>&1 </dev/null &
 	pid=$!
+	e2e_watchdog "$E2E_CHECK_TIMEOUT" "$pid" "$out"
+	wd=$E2E_WATCHDOG
 	wait "$pid" || rc=$?
+	e2e_watchdog_stop "$wd"
+	if [ -e "$out.hung" ]; then
+		rc=124
+		cat "$out.hung" >>"$out"
+		rm -f "$out.hung"
+	fi
 	if [ "$rc" -eq 0 ]; then
 		printf 'ok - %s\n' "$name"
 		E2E_PASSED=$((E2E_PASSED + 1))
@@ -80,6 +115,36 @@ check() {
 	fi
 	rm -f "$out"
 	return 0
+}
+
+# e2e_watchdog SECONDS PID FILE: in the background, if PID is still running after SECONDS, write
+# what it and its descendants are doing to FILE.hung and kill them. Sets $E2E_WATCHDOG, which
+# e2e_watchdog_stop takes once PID has ended. The watchdog waits in `read -t` on a pipe of its own
+# (no timer process to leak), and only `wait PID` is used on children: bash's `wait -n` can leave
+# a status behind that a later child with a reused pid then reports as its own.
+e2e_watchdog() {
+	local secs=$1 pid=$2 file=$3 fd
+	mkfifo "$file.stop"
+	exec {fd}<>"$file.stop"
+	rm -f "$file.stop"
+	(
+		read -r -t "$secs" -u "$fd" _ && exit 0
+		all=$(printf '%s\n' "$pid" $(e2e_descendants "$pid") | paste -sd, -)
+		{
+			echo "timed out after ${secs}s; still running (what it was waiting for):"
+			ps -o pid=,etime=,args= -p "$all" 2>/dev/null | sed 's/^/  /' || true
+		} >"$file.hung"
+		# shellcheck disable=SC2046 # pids, split on purpose
+		kill -KILL $(printf '%s\n' "$all" | tr , ' ') 2>/dev/null || true
+	) &
+	E2E_WATCHDOG="$! $fd"
+}
+e2e_watchdog_stop() {
+	local wd fd
+	read -r wd fd <<<"$1"
+	echo >&"$fd"
+	wait "$wd" 2>/dev/null || true
+	exec {fd}>&-
 }
 
 # check_here NAME CMD...: like check, but CMD runs in this shell, so it can change the harness's
@@ -685,6 +750,8 @@ e2e_containerd() {
 		  address = "$d/containerd.sock"
 		[ttrpc]
 		  address = "$d/containerd.sock.ttrpc"
+		[plugins."io.containerd.internal.v1.opt"]
+		  path = "$d/opt"
 	EOF
 	CTR_SOCK=$d/containerd.sock
 	HOSTS=$d/hosts

@@ -4,12 +4,15 @@
 # DIR/../work). A target that crashes, leaks, trips a sanitizer or an invariant, or times out on
 # one input fails, with the path of the input that reproduces it. Last line: "N passed, N failed".
 #
-#   tests/fuzz/run.sh DIR [SECONDS]        (FUZZ_WORK=dir to keep the corpora elsewhere)
+#   tests/fuzz/run.sh DIR [SECONDS [TARGET]]   (FUZZ_WORK=dir to keep the corpora elsewhere)
+#
+# With TARGET (e.g. fuzz_tar) only that one runs: tests/run.sh runs the targets as separate jobs.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 DIR=${1:?usage: $0 DIR [SECONDS]}
 SECONDS_EACH=${2:-300}
+ONLY_TARGET=${3:-}
 WORK=${FUZZ_WORK:-$DIR/../work}
 PASSED=0
 FAILED=0
@@ -26,6 +29,7 @@ max_len() {
 for t in "$DIR"/fuzz_*; do
 	if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
 	name=$(basename "$t")
+	[ -z "$ONLY_TARGET" ] || [ "$name" = "$ONLY_TARGET" ] || continue
 	seeds=$HERE/corpus/$name
 	corpus=$WORK/corpus/$name
 	crashes=$WORK/crashes
