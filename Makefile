@@ -3,15 +3,24 @@ PREFIX  ?= /usr/local
 CC      ?= cc
 CFLAGS  ?= -O2 -g
 BUILD   ?= build
-RP_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
-	    -Ilayout -Ibuilder -Iserve -Icmd -MMD -MP
+RP_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 -MMD -MP
 LDLIBS  = -lssl -lcrypto -larchive -ljansson -lzstd -ldeflate -lpthread
+
+# The dependency rule (README "Design"), enforced by the include path each module compiles with:
+# layout/ sees only itself; builder/, media/ and serve/ see layout/ and themselves; cmd/ sees all.
+INC_layout  = -Ilayout
+INC_builder = -Ilayout -Ibuilder
+INC_media   = -Ilayout -Imedia
+INC_serve   = -Ilayout -Iserve
+INC_cmd     = -Ilayout -Ibuilder -Imedia -Iserve -Icmd
+INC_ALL     = $(INC_cmd)
 
 LAYOUT_SRCS  = $(wildcard layout/*.c)
 BUILDER_SRCS = $(wildcard builder/*.c)
+MEDIA_SRCS   = $(wildcard media/*.c)
 SERVE_SRCS   = $(wildcard serve/*.c)
 CMD_SRCS     = $(wildcard cmd/*.c)
-SRCS = $(LAYOUT_SRCS) $(BUILDER_SRCS) $(SERVE_SRCS) $(CMD_SRCS)
+SRCS = $(LAYOUT_SRCS) $(BUILDER_SRCS) $(MEDIA_SRCS) $(SERVE_SRCS) $(CMD_SRCS)
 OBJS = $(SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/regpress_lua.o
 BIN  = $(if $(filter build,$(BUILD)),regpress,$(BUILD)/regpress)
 
@@ -29,7 +38,7 @@ $(BIN): $(OBJS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(RP_CFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(RP_CFLAGS) $(INC_$(firstword $(subst /, ,$<))) $(CFLAGS) -c -o $@ $<
 
 # The mod_magnet script is compiled into the binary so `regpress serve` needs no data files.
 $(BUILD)/gen/regpress_lua.c: serve/regpress.lua
@@ -47,16 +56,20 @@ UNIT_SRCS = $(wildcard tests/unit/test_*.c)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 LAYOUT_OBJS  = $(LAYOUT_SRCS:%.c=$(BUILD)/%.o)
 BUILDER_OBJS = $(BUILDER_SRCS:%.c=$(BUILD)/%.o)
+MEDIA_OBJS   = $(MEDIA_SRCS:%.c=$(BUILD)/%.o)
 SERVE_OBJS   = $(SERVE_SRCS:%.c=$(BUILD)/%.o) $(BUILD)/gen/regpress_lua.o
 $(BUILD)/tests/test_layout_%: tests/unit/test_layout_%.c $(LAYOUT_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(RP_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(RP_CFLAGS) $(INC_layout) -Itests/unit $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 $(BUILD)/tests/test_builder_%: tests/unit/test_builder_%.c $(BUILDER_OBJS) $(LAYOUT_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(RP_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(RP_CFLAGS) $(INC_builder) -Itests/unit $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+$(BUILD)/tests/test_media_%: tests/unit/test_media_%.c $(MEDIA_OBJS) $(LAYOUT_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(RP_CFLAGS) $(INC_media) -Itests/unit $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 $(BUILD)/tests/test_serve_%: tests/unit/test_serve_%.c $(SERVE_OBJS) $(LAYOUT_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(RP_CFLAGS) $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+	$(CC) $(RP_CFLAGS) $(INC_serve) -Itests/unit $(CFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 unit: $(UNIT_BINS)
 e2e: $(BIN)
@@ -88,9 +101,9 @@ test-load: $(BIN) $(UNIT_BINS)
 FUZZ_SRCS = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=build-fuzz/fuzz/%)
 FUZZ_SECONDS ?= 300
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILDER_OBJS) $(LAYOUT_OBJS)
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILDER_OBJS) $(MEDIA_OBJS) $(LAYOUT_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(RP_CFLAGS) $(CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LDLIBS)
+	$(CC) $(RP_CFLAGS) $(INC_ALL) $(CFLAGS) -fsanitize=fuzzer -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 fuzz-build:
 	$(MAKE) BUILD=build-fuzz CC=clang \
 		CFLAGS="-O1 -g -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \

@@ -9,6 +9,7 @@
 
 #include "cmd.h"
 #include "fsutil.h"
+#include "names.h"
 #include "progress.h"
 #include "sign.h"
 #include "snapshot.h"
@@ -139,11 +140,26 @@ int cmd_snapshot(int argc, char **argv)
 
 		if (stat(argv[optind], &st) < 0 || !S_ISDIR(st.st_mode))
 			return cmd_usage_error("snapshot", "--sign needs a tree, not a file");
-		if (layout_open(argv[optind], &tree, &err) < 0)
+		if (layout_open(argv[optind], LAYOUT_WRITE, &tree, &err) < 0)
 			goto out;
+		if (!layout_snapshot_id(tree)[0]) {
+			rp_errf(&err, "'%s': not a regpress tree (nothing to sign)", argv[optind]);
+			goto out;
+		}
 	}
-	if (snapshot_load(argv[optind], &s, &text, &err) < 0)
+	if (tree) { /* a second handle would wait for this one's lock */
+		size_t len;
+		const char *t = layout_snapshot_text(tree, &len);
+
+		if (!(text = strndup(t, len)) ||
+		    snapshot_parse(text, len, layout_path(tree), &s, &err) < 0) {
+			if (!text)
+				rp_errf(&err, "out of memory");
+			goto out;
+		}
+	} else if (layout_snapshot_load(argv[optind], &s, &text, &err) < 0) {
 		goto out;
+	}
 	if (seckey) {
 		if (sign_message(seckey, text, strlen(text), &sig, &err) < 0 ||
 		    layout_put_signature(tree, sig, strlen(sig), &err) < 0)
@@ -289,47 +305,97 @@ out:
 	return rc;
 }
 
-/* Unique blobs (layers, configs, manifests) of a snapshot: hex -> size. */
-static json_t *blob_set(const struct snapshot *s)
+static json_t *tag_json(const struct snap_rec *r, const struct snap_rec *old)
 {
-	json_t *set = json_object();
-	size_t i;
+	char ref[RP_REPO_MAX + RP_TAG_MAX + 2];
 
-	for (i = 0; i < s->n; i++)
-		if (s->v[i].kind == SNAP_BLOB || s->v[i].kind == SNAP_MANIFEST)
-			json_object_set_new(set, s->v[i].hex, json_integer((json_int_t)s->v[i].size));
-	return set;
+	snprintf(ref, sizeof(ref), "%s:%s", r->repo, r->tag);
+	if (old)
+		return json_pack("{s:s, s:s+, s:s+}", "ref", ref, "old", "sha256:", old->hex, "new",
+				 "sha256:", r->hex);
+	return json_pack("{s:s, s:s+}", "ref", ref, "digest", "sha256:", r->hex);
 }
 
-static json_t *tag_map(const struct snapshot *s)
+/* The difference as JSON: {"old","new","tags":{"added","removed","changed"},
+ * "blobs":{"added","removed","added_bytes","removed_bytes"}}. */
+static json_t *diff_json(const struct snapshot *a, const struct snapshot *b,
+			 const struct snapshot_diff *d)
 {
-	json_t *map = json_object();
+	json_t *tags = json_pack("{s:[], s:[], s:[]}", "added", "removed", "changed");
+	json_t *blobs = json_pack("{s:[], s:[]}", "added", "removed");
 	size_t i;
 
-	for (i = 0; i < s->n; i++)
-		if (s->v[i].kind == SNAP_TAG) {
-			char ref[600], d[80];
+	for (i = 0; tags && i < d->ntags_added; i++)
+		json_array_append_new(json_object_get(tags, "added"), tag_json(d->tags_added[i].new, NULL));
+	for (i = 0; tags && i < d->ntags_removed; i++)
+		json_array_append_new(json_object_get(tags, "removed"),
+				      tag_json(d->tags_removed[i].old, NULL));
+	for (i = 0; tags && i < d->ntags_changed; i++)
+		json_array_append_new(json_object_get(tags, "changed"),
+				      tag_json(d->tags_changed[i].new, d->tags_changed[i].old));
+	for (i = 0; blobs && i < d->nblobs_added + d->nblobs_removed; i++) {
+		int add = i < d->nblobs_added;
+		const struct snap_blob_change *c = add ? &d->blobs_added[i]
+						       : &d->blobs_removed[i - d->nblobs_added];
 
-			snprintf(ref, sizeof(ref), "%s:%s", s->v[i].repo, s->v[i].tag);
-			snprintf(d, sizeof(d), "sha256:%s", s->v[i].hex);
-			json_object_set_new(map, ref, json_string(d));
-		}
-	return map;
+		json_array_append_new(json_object_get(blobs, add ? "added" : "removed"),
+				      json_pack("{s:s+, s:I}", "digest", "sha256:", c->hex, "size",
+						(json_int_t)c->size));
+	}
+	if (blobs) {
+		json_object_set_new(blobs, "added_bytes", json_integer((json_int_t)d->bytes_added));
+		json_object_set_new(blobs, "removed_bytes",
+				    json_integer((json_int_t)d->bytes_removed));
+	}
+	return json_pack("{s:s+, s:s+, s:o, s:o}", "old", "sha256:", a->id, "new", "sha256:", b->id,
+			 "tags", tags, "blobs", blobs);
+}
+
+static void print_diff(json_t *out)
+{
+	json_t *tags = json_object_get(out, "tags"), *blobs = json_object_get(out, "blobs"), *v;
+	char s1[32], s2[32];
+	size_t k;
+
+	json_array_foreach(json_object_get(tags, "added"), k, v)
+		printf("tag added    %s %s\n", json_string_value(json_object_get(v, "ref")),
+		       json_string_value(json_object_get(v, "digest")));
+	json_array_foreach(json_object_get(tags, "removed"), k, v)
+		printf("tag removed  %s %s\n", json_string_value(json_object_get(v, "ref")),
+		       json_string_value(json_object_get(v, "digest")));
+	json_array_foreach(json_object_get(tags, "changed"), k, v)
+		printf("tag changed  %s %s -> %s\n", json_string_value(json_object_get(v, "ref")),
+		       json_string_value(json_object_get(v, "old")),
+		       json_string_value(json_object_get(v, "new")));
+	json_array_foreach(json_object_get(blobs, "added"), k, v)
+		printf("blob added   %s %lld\n", json_string_value(json_object_get(v, "digest")),
+		       (long long)json_integer_value(json_object_get(v, "size")));
+	json_array_foreach(json_object_get(blobs, "removed"), k, v)
+		printf("blob removed %s %lld\n", json_string_value(json_object_get(v, "digest")),
+		       (long long)json_integer_value(json_object_get(v, "size")));
+	printf("tags: %zu added, %zu removed, %zu changed; blobs: %zu added (%s), %zu removed "
+	       "(%s)\n", json_array_size(json_object_get(tags, "added")),
+	       json_array_size(json_object_get(tags, "removed")),
+	       json_array_size(json_object_get(tags, "changed")),
+	       json_array_size(json_object_get(blobs, "added")),
+	       progress_size((uint64_t)json_integer_value(json_object_get(blobs, "added_bytes")), s1,
+			     32),
+	       json_array_size(json_object_get(blobs, "removed")),
+	       progress_size((uint64_t)json_integer_value(json_object_get(blobs, "removed_bytes")),
+			     s2, 32));
 }
 
 int cmd_diff(int argc, char **argv)
 {
 	struct snapshot a = { NULL, 0, "" }, b = { NULL, 0, "" };
+	struct snapshot_diff d;
 	struct rp_err err = { "" };
-	json_t *ta = NULL, *tb = NULL, *ba = NULL, *bb = NULL, *out = NULL;
-	json_t *added, *removed, *changed, *badded, *bremoved;
-	json_int_t add_bytes = 0, rm_bytes = 0;
-	const char *key;
-	json_t *v;
+	json_t *out = NULL;
 	int as_json = 0, i, rc = 1;
 	const char *paths[2] = { NULL, NULL };
 	int np = 0;
 
+	memset(&d, 0, sizeof(d));
 	if (want_help(argc, argv, diff_usage))
 		return 0;
 	for (i = 1; i < argc; i++) {
@@ -342,89 +408,23 @@ int cmd_diff(int argc, char **argv)
 	}
 	if (np != 2)
 		return cmd_usage_error("diff", "expected OLD and NEW");
-	if (snapshot_load(paths[0], &a, NULL, &err) < 0 || snapshot_load(paths[1], &b, NULL, &err) < 0)
+	if (layout_snapshot_load(paths[0], &a, NULL, &err) < 0 ||
+	    layout_snapshot_load(paths[1], &b, NULL, &err) < 0 || snapshot_diff(&a, &b, &d, &err) < 0)
 		goto out;
-	ta = tag_map(&a);
-	tb = tag_map(&b);
-	ba = blob_set(&a);
-	bb = blob_set(&b);
-	out = json_pack("{s:s+, s:s+, s:{s:[], s:[], s:[]}, s:{s:[], s:[]}}", "old", "sha256:", a.id,
-			"new", "sha256:", b.id, "tags", "added", "removed", "changed", "blobs",
-			"added", "removed");
-	if (!out) {
+	if (!(out = diff_json(&a, &b, &d))) {
 		rp_errf(&err, "out of memory");
 		goto out;
 	}
-	added = json_object_get(json_object_get(out, "tags"), "added");
-	removed = json_object_get(json_object_get(out, "tags"), "removed");
-	changed = json_object_get(json_object_get(out, "tags"), "changed");
-	badded = json_object_get(json_object_get(out, "blobs"), "added");
-	bremoved = json_object_get(json_object_get(out, "blobs"), "removed");
-	/* Snapshots are sorted, so these walks come out sorted too. */
-	json_object_foreach(tb, key, v) {
-		json_t *old = json_object_get(ta, key);
-
-		if (!old)
-			json_array_append_new(added, json_pack("{s:s, s:O}", "ref", key, "digest", v));
-		else if (!json_equal(old, v))
-			json_array_append_new(changed, json_pack("{s:s, s:O, s:O}", "ref", key, "old",
-								 old, "new", v));
-	}
-	json_object_foreach(ta, key, v)
-		if (!json_object_get(tb, key))
-			json_array_append_new(removed, json_pack("{s:s, s:O}", "ref", key, "digest", v));
-	json_object_foreach(bb, key, v)
-		if (!json_object_get(ba, key)) {
-			add_bytes += json_integer_value(v);
-			json_array_append_new(badded, json_pack("{s:s+, s:O}", "digest", "sha256:", key,
-								"size", v));
-		}
-	json_object_foreach(ba, key, v)
-		if (!json_object_get(bb, key)) {
-			rm_bytes += json_integer_value(v);
-			json_array_append_new(bremoved, json_pack("{s:s+, s:O}", "digest", "sha256:",
-								  key, "size", v));
-		}
-	json_object_set_new(json_object_get(out, "blobs"), "added_bytes", json_integer(add_bytes));
-	json_object_set_new(json_object_get(out, "blobs"), "removed_bytes", json_integer(rm_bytes));
-	if (as_json) {
+	if (as_json)
 		print_json(out);
-	} else {
-		size_t k;
-		char s1[32], s2[32];
-
-		json_array_foreach(added, k, v)
-			printf("tag added    %s %s\n", json_string_value(json_object_get(v, "ref")),
-			       json_string_value(json_object_get(v, "digest")));
-		json_array_foreach(removed, k, v)
-			printf("tag removed  %s %s\n", json_string_value(json_object_get(v, "ref")),
-			       json_string_value(json_object_get(v, "digest")));
-		json_array_foreach(changed, k, v)
-			printf("tag changed  %s %s -> %s\n",
-			       json_string_value(json_object_get(v, "ref")),
-			       json_string_value(json_object_get(v, "old")),
-			       json_string_value(json_object_get(v, "new")));
-		json_array_foreach(badded, k, v)
-			printf("blob added   %s %lld\n", json_string_value(json_object_get(v, "digest")),
-			       (long long)json_integer_value(json_object_get(v, "size")));
-		json_array_foreach(bremoved, k, v)
-			printf("blob removed %s %lld\n", json_string_value(json_object_get(v, "digest")),
-			       (long long)json_integer_value(json_object_get(v, "size")));
-		printf("tags: %zu added, %zu removed, %zu changed; blobs: %zu added (%s), %zu removed "
-		       "(%s)\n", json_array_size(added), json_array_size(removed),
-		       json_array_size(changed), json_array_size(badded),
-		       progress_size((uint64_t)add_bytes, s1, 32), json_array_size(bremoved),
-		       progress_size((uint64_t)rm_bytes, s2, 32));
-	}
+	else
+		print_diff(out);
 	rc = 0;
 out:
 	if (rc)
 		cmd_fail("diff", &err);
-	json_decref(ta);
-	json_decref(tb);
-	json_decref(ba);
-	json_decref(bb);
 	json_decref(out);
+	snapshot_diff_free(&d);
 	snapshot_free(&a);
 	snapshot_free(&b);
 	return rc;

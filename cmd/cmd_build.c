@@ -230,7 +230,7 @@ int cmd_build(int argc, char **argv)
 	progress_init(&prog, "building", progress_mode);
 	opts.progress = build_progress;
 	opts.progress_ctx = &prog;
-	if (layout_open(output, &tree, &err) < 0 || builder_new(tree, &opts, &b, &err) < 0)
+	if (layout_open(output, LAYOUT_WRITE, &tree, &err) < 0 || builder_new(tree, &opts, &b, &err) < 0)
 		goto out;
 	for (i = optind; i < argc; i++) {
 		char *spooled = NULL;
@@ -248,7 +248,7 @@ int cmd_build(int argc, char **argv)
 			goto out;
 	}
 	progress_end(&prog);
-	if (builder_finish(b, &err) < 0 || layout_commit(tree, &err) < 0)
+	if (builder_finish(b, &err) < 0 || layout_commit(tree, NULL, &err) < 0)
 		goto out;
 	report = builder_report(b);
 	if (!quiet && report)

@@ -14,14 +14,14 @@ static const char rm_usage[] =
 	"Remove tags or manifests from TREE. REF is REPO:TAG (the tag; REPO alone means\n"
 	"REPO:latest) or REPO@sha256:HEX (the manifest and every tag naming it). What only the\n"
 	"removed reference kept in its repository is forgotten too; images kept by digest and\n"
-	"other tags stay. The blobs stay in blobs/ until `regpress gc`. All REFs or none.\n";
+	"other tags stay. Blob files nothing uses any more are deleted. All REFs or none.\n";
 
 static const char gc_usage[] =
 	"usage: regpress gc TREE\n"
 	"\n"
 	"Delete the blobs in TREE/blobs/sha256 that the tree's current snapshot does not use\n"
-	"(left by `regpress rm`, or by an interrupted build). Serving is unaffected: nothing the\n"
-	"current tree serves is touched.\n";
+	"(left by an interrupted write). Serving is unaffected: nothing the current tree serves\n"
+	"is touched.\n";
 
 int cmd_rm(int argc, char **argv)
 {
@@ -33,7 +33,7 @@ int cmd_rm(int argc, char **argv)
 		return fputs(rm_usage, stdout), 0;
 	if (argc < 3)
 		return cmd_usage_error("rm", "expected TREE and at least one REF");
-	if (layout_open(argv[1], &tree, &err) < 0)
+	if (layout_open(argv[1], LAYOUT_WRITE, &tree, &err) < 0)
 		goto out;
 	for (i = 2; i < argc; i++) {
 		struct rp_ref ref;
@@ -44,7 +44,7 @@ int cmd_rm(int argc, char **argv)
 				 ref.digest[0] ? ref.digest + 7 : NULL, &err) < 0)
 			goto out;
 	}
-	if (layout_commit(tree, &err) < 0)
+	if (layout_commit(tree, NULL, &err) < 0)
 		goto out;
 	printf("snapshot sha256:%s\n", layout_snapshot_id(tree));
 	rc = 0;
@@ -67,7 +67,7 @@ int cmd_gc(int argc, char **argv)
 		return fputs(gc_usage, stdout), 0;
 	if (argc != 2 || argv[1][0] == '-')
 		return cmd_usage_error("gc", "expected one TREE");
-	if (layout_open(argv[1], &tree, &err) < 0 || layout_gc(tree, &files, &bytes, &err) < 0)
+	if (layout_open(argv[1], LAYOUT_WRITE, &tree, &err) < 0 || layout_gc(tree, &files, &bytes, &err) < 0)
 		goto out;
 	printf("removed %llu blob%s (%s)\n", (unsigned long long)files, files == 1 ? "" : "s",
 	       progress_size(bytes, size, sizeof(size)));

@@ -1,8 +1,16 @@
-/* The tree writer: the only code that writes into a regpress tree (docs/tree-format.md).
+/* The tree handle: the one way into a regpress tree (docs/tree-format.md), for readers and writers.
  *
- * A writer opens the tree (taking its lock), streams blobs into a staging area, records manifests,
- * blobs and tags per repository, and commits: the new state is published with one rename, or, if
- * anything fails before that, layout_close() discards everything and the tree is as it was. */
+ * A handle holds the tree's lock (shared for readers, exclusive for a writer), the tree's
+ * directory opened once, and its snapshot as it was at open. Every file of the tree is reached
+ * through it, relative to that directory, never through a symlink and never as anything but a
+ * regular file or a directory (fsat.h): a tree with a symlink or a special file where a file is
+ * expected is refused with one line naming it. Only code in layout/ knows the format's paths.
+ *
+ * A writer streams blobs into a staging area, records manifests, blobs and tags per repository,
+ * and commits: the new state is published with one rename, or, if anything fails before that,
+ * layout_close() discards everything and the tree is as it was. A commit writes only what
+ * changed: the served view is double-buffered (FMT_SPARE, a copy of registry/ that the commit
+ * brings to the new state and swaps in). */
 #ifndef RP_TREE_H
 #define RP_TREE_H
 
@@ -11,18 +19,57 @@
 
 #include "digest.h"
 #include "err.h"
+#include "snapshot.h"
 
 struct layout_tree;
 struct layout_blob;
 
-/* Open (creating if need be) the tree at path for writing; blocks while another writer holds it. */
-int layout_open(const char *path, struct layout_tree **out, struct rp_err *err);
+enum layout_mode {
+	LAYOUT_READ,  /* an existing tree, shared lock, nothing written (read-only media are fine) */
+	LAYOUT_WRITE, /* created if missing, exclusive lock */
+};
+
+/* Called once when open has to wait for another writer's lock (for a "waiting" line). */
+void layout_on_wait(void (*fn)(void *ctx, const char *tree), void *ctx);
+
+int layout_open(const char *path, enum layout_mode mode, struct layout_tree **out,
+		struct rp_err *err);
 /* Abort anything not committed, restore the tree as it was, release the lock. NULL-safe. */
 void layout_close(struct layout_tree *t);
 const char *layout_path(const struct layout_tree *t);
-/* A directory inside the tree's staging area for scratch files (same file system as the tree). */
-const char *layout_scratch_dir(const struct layout_tree *t);
 
+/* ---- reading ---- */
+
+/* A snapshot file, or the snapshot of the tree at path when it is a directory (read through a
+ * handle); *text (when not NULL) gets the text, malloc'd. */
+int layout_snapshot_load(const char *path, struct snapshot *out, char **text, struct rp_err *err);
+
+/* The snapshot as of open (or the last commit): records, text and id ("" and empty if none). */
+const struct snapshot *layout_snapshot(const struct layout_tree *t);
+const char *layout_snapshot_text(const struct layout_tree *t, size_t *len);
+const char *layout_snapshot_id(const struct layout_tree *t);
+/* 1 if the tree has the blob as a regular file (committed, or staged by this writer). */
+int layout_has_blob(const struct layout_tree *t, const char *hex);
+/* Open a blob for reading: 0, 1 if absent, -1 (err) if it is not a regular file or unreadable. */
+int layout_blob_open(const struct layout_tree *t, const char *hex, int *fd, uint64_t *size,
+		     struct rp_err *err);
+/* Read a whole blob of at most max bytes (NUL-terminated): 0, 1 if absent, -1 on error. */
+int layout_blob_read(const struct layout_tree *t, const char *hex, size_t max, char **buf,
+		     size_t *len, struct rp_err *err);
+/* Read registry/snapshot.sig: 0, 1 if the tree is not signed, -1 on error. */
+int layout_signature_read(const struct layout_tree *t, char **buf, size_t *len,
+			  struct rp_err *err);
+
+/* ---- writing: blobs ---- */
+
+/* A directory inside the writer's staging area for its own scratch files (same file system). */
+const char *layout_scratch_dir(const struct layout_tree *t);
+/* Create a new scratch file; its name (within the scratch area) goes to name. */
+int layout_scratch_create(struct layout_tree *t, int *fd, char *name, size_t namesz,
+			  struct rp_err *err);
+/* Open the scratch file name for reading: 0, 1 if absent, -1. */
+int layout_scratch_open(const struct layout_tree *t, const char *name, int *fd,
+			struct rp_err *err);
 /* Stream a blob in; its digest is computed as it is written. */
 int layout_blob_new(struct layout_tree *t, struct layout_blob **out, struct rp_err *err);
 int layout_blob_write(struct layout_blob *b, const void *buf, size_t len, struct rp_err *err);
@@ -36,15 +83,12 @@ void layout_blob_hashed_by_caller(struct layout_blob *b);
 /* Stage a small blob held in memory. */
 int layout_put_blob(struct layout_tree *t, const void *buf, size_t len, char hex[RP_HEX_LEN + 1],
 		    struct rp_err *err);
-/* Stage a file the caller has checked to hash to hex, by renaming it (so it must be on the tree's
- * file system, e.g. under layout_scratch_dir()); its mode and time are fixed. A blob the tree
- * already has is dropped (the file is removed). */
-int layout_blob_adopt(struct layout_tree *t, const char *path, const char *hex,
+/* Stage the scratch file name (layout_scratch_create), which the caller has checked hashes to
+ * hex, by renaming it; its mode and time are fixed. A blob the tree already has is dropped. */
+int layout_blob_adopt(struct layout_tree *t, const char *name, const char *hex,
 		      struct rp_err *err);
-/* 1 if the tree has the blob (committed or staged). */
-int layout_has_blob(const struct layout_tree *t, const char *hex);
-/* Path of a committed or staged blob, malloc'd; NULL if absent. */
-char *layout_blob_path(const struct layout_tree *t, const char *hex);
+
+/* ---- writing: the state ---- */
 
 /* Record that repo serves manifest hex / blob hex, and that repo:tag points at manifest hex. */
 int layout_add_manifest(struct layout_tree *t, const char *repo, const char *hex, uint64_t size,
@@ -54,20 +98,19 @@ int layout_add_blob(struct layout_tree *t, const char *repo, const char *hex, ui
 /* Record that an index in repo names manifest hex, which the tree deliberately does not hold. */
 int layout_add_missing(struct layout_tree *t, const char *repo, const char *hex, uint64_t size,
 		       const char *media_type, struct rp_err *err);
+/* Set repo:tag to manifest hex (a retag replaces what it named). */
 int layout_set_tag(struct layout_tree *t, const char *repo, const char *tag, const char *hex,
 		   struct rp_err *err);
-
-/* Publish atomically. After success the tree holds the new state; layout_close() still required. */
-int layout_commit(struct layout_tree *t, struct rp_err *err);
-/* sha256 of the snapshot the last commit wrote (or the tree had at open), "" if none. */
-const char *layout_snapshot_id(const struct layout_tree *t);
+/* The manifest repo:tag names in the state being written, NULL if none. */
+const char *layout_tag_target(const struct layout_tree *t, const char *repo, const char *tag);
 
 /* Remove repo:tag (tag set) or the manifest repo@sha256:hex (hex set) with its tags, and forget
  * what only it kept in the repository; commit to publish. */
 int layout_untag(struct layout_tree *t, const char *repo, const char *tag, const char *hex,
 		 struct rp_err *err);
-/* Delete blob files that the tree's current state does not use (no commit needed). */
-int layout_gc(struct layout_tree *t, uint64_t *files, uint64_t *bytes, struct rp_err *err);
+/* Replace the whole state with a snapshot's (import): the blobs it names must be in the tree or
+ * staged by commit time. */
+int layout_set_state(struct layout_tree *t, const char *snapshot_text, struct rp_err *err);
 
 /* The build cache (TREE/cache/NS/KEY, one short line): facts that save work on a later build, such
  * as which blob a layer compressed to. Not part of the snapshot, not served, safe to delete.
@@ -77,10 +120,47 @@ int layout_cache_get(const struct layout_tree *t, const char *ns, const char *ke
 int layout_cache_put(struct layout_tree *t, const char *ns, const char *key, const char *val,
 		     struct rp_err *err);
 
-/* Replace the whole state with a snapshot's (import): the blobs it names must be in the tree or
- * staged by commit time. */
-int layout_set_state(struct layout_tree *t, const char *snapshot_text, struct rp_err *err);
+/* ---- the import area ----
+ * Verified files of an unfinished import (FMT_IMPORT), kept between runs until the set's
+ * snapshot can be published; laid out like a volume: REGPRESS-VOLUME, snapshot, blobs/sha256/<hex>,
+ * parts/sha256/<hex> (media/ knows that layout; layout/ only keeps the files). Writers only. */
 
+/* Its path, for messages. */
+void layout_hold_name(const struct layout_tree *t, char *buf, size_t bufsz);
+/* Read one of its files (name: "REGPRESS-VOLUME", "snapshot"): 0, 1 if absent, -1. */
+int layout_hold_read(const struct layout_tree *t, const char *name, size_t max, char **buf,
+		     size_t *len, struct rp_err *err);
+/* Open a kept file for reading: 0, 1 if absent, -1 (not a regular file, unreadable). */
+int layout_hold_open(const struct layout_tree *t, const char *rel, int *fd, struct rp_err *err);
+/* Start the area afresh with its two metadata files: the snapshot first, the manifest last, so
+ * that a manifest there always comes with its snapshot. */
+int layout_hold_start(struct layout_tree *t, const char *manifest_name, const void *manifest,
+		      size_t mlen, const char *snapshot_name, const void *snapshot, size_t slen,
+		      struct rp_err *err);
+/* Move the scratch file name into the area as rel (its directories made). */
+int layout_hold_take(struct layout_tree *t, const char *name, const char *rel,
+		     struct rp_err *err);
+/* Link (or copy) the kept file rel into the scratch area, where it can be adopted as a blob
+ * while the area stays whole; its scratch name goes to name. */
+int layout_hold_link(struct layout_tree *t, const char *rel, char *name, size_t namesz,
+		     struct rp_err *err);
+/* Flush the area and fix its times (after takes); remove it (after the publish). */
+int layout_hold_seal(struct layout_tree *t, struct rp_err *err);
+int layout_hold_clear(struct layout_tree *t, struct rp_err *err);
+
+/* ---- publishing ---- */
+
+struct layout_commit_result {
+	int changed;		/* the snapshot id changed (a new state was published) */
+	int signature_dropped;	/* the tree was signed, and the signature no longer matched */
+	uint64_t blobs_removed; /* blob files this commit alone made unused, deleted */
+};
+/* Publish atomically; res may be NULL. After success the tree holds the new state;
+ * layout_close() still required. Blobs staged but not used by the new state are not published;
+ * blobs the old state used and the new one does not are deleted after the publishing rename. */
+int layout_commit(struct layout_tree *t, struct layout_commit_result *res, struct rp_err *err);
+/* Delete blob files that the tree's current state does not use (no commit needed). */
+int layout_gc(struct layout_tree *t, uint64_t *files, uint64_t *bytes, struct rp_err *err);
 /* Store a detached signature of the current snapshot as registry/snapshot.sig. */
 int layout_put_signature(struct layout_tree *t, const char *sig, size_t len, struct rp_err *err);
 

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,22 +12,24 @@
 
 #include "digest.h"
 #include "fsutil.h"
+#include "manifest.h"
 #include "sign.h"
-#include "snapshot.h"
+#include "tree_int.h"
 #include "view.h"
+#include "viewsync.h"
 
-#define STAGING ".regpress-tmp"
-#define SIG_FILE "registry/snapshot.sig"
 #define HASH_BUF (1u << 20)
 
 struct vctx {
-	const char *tree;
+	struct layout_tree *t;
 	const struct verify_opts *o;
 	struct verify_result *res;
 	json_t *files; /* rel -> sha256 hex of the expected content */
 	json_t *dirs;  /* rel -> true, every directory an expected file needs */
 	json_t *blobs; /* hex -> {"size": n, "seen": bool} */
 	json_t *seen;  /* rel -> true, derived files found */
+	int spare;     /* the spare holds this snapshot: it is checked like registry/ */
+	const char *prefix; /* of the view files being noted: FMT_VIEW or FMT_SPARE */
 	uint64_t total, done;
 	unsigned char *buf;
 };
@@ -44,7 +45,7 @@ static void finding(struct vctx *v, enum verify_level level, const char *rel, co
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	snprintf(path, sizeof(path), "%s%s%s", v->tree, rel[0] ? "/" : "", rel);
+	fsat_name(&v->t->root, rel, path, sizeof(path));
 	if (level == VERIFY_PROBLEM)
 		v->res->problems++;
 	else
@@ -65,15 +66,23 @@ static void add_dirs(struct vctx *v, const char *rel)
 	}
 }
 
-static int expect_file(void *ctx, const char *rel, const void *buf, size_t len, struct rp_err *err)
+static void expect(struct vctx *v, const char *rel, const void *buf, size_t len)
 {
-	struct vctx *v = ctx;
 	char hex[RP_HEX_LEN + 1];
 
-	(void)err;
 	rp_sha256_buf(buf, len, hex);
 	json_object_set_new(v->files, rel, json_string(hex));
 	add_dirs(v, rel);
+}
+
+static int expect_file(void *ctx, const char *rel, const void *buf, size_t len, struct rp_err *err)
+{
+	struct vctx *v = ctx;
+	char path[4096];
+
+	(void)err;
+	snprintf(path, sizeof(path), "%s/%s", v->prefix, rel);
+	expect(v, path, buf, len);
 	return 0;
 }
 
@@ -83,7 +92,7 @@ static void expect_blob(struct vctx *v, const char *hex, uint64_t size)
 
 	if (b) {
 		if ((uint64_t)json_integer_value(json_object_get(b, "size")) != size)
-			finding(v, VERIFY_PROBLEM, "registry/snapshot",
+			finding(v, VERIFY_PROBLEM, FMT_SNAPSHOT,
 				"sha256:%s is listed with two different sizes", hex);
 		return;
 	}
@@ -101,32 +110,24 @@ static int expect_twin(void *ctx, const void *buf, size_t len, char hex[RP_HEX_L
 	return 0;
 }
 
-static int read_blob(void *ctx, const char *hex, char **buf, size_t *len, struct rp_err *err)
+static int read_manifest(void *ctx, const char *hex, char **buf, size_t *len, struct rp_err *err)
 {
-	struct vctx *v = ctx;
-	char rel[RP_HEX_LEN + 16];
-	char *path;
-	int rc;
-
-	snprintf(rel, sizeof(rel), "blobs/sha256/%s", hex);
-	path = rp_join(v->tree, rel);
-	if (!path)
-		return rp_errf(err, "out of memory");
-	rc = rp_read_file(path, 4u << 20, buf, len, err);
-	free(path);
-	return rc;
+	return tree_read_manifest(((struct vctx *)ctx)->t, hex, buf, len, err);
 }
 
-/* Hash a file, feeding progress; 0 and hex set, or -1 if unreadable. */
-static int hash_file(struct vctx *v, const char *path, char hex[RP_HEX_LEN + 1])
+/* Hash a file, feeding progress; 0 and hex set, or -1 (errno) if unreadable. */
+static int hash_file(struct vctx *v, const char *rel, char hex[RP_HEX_LEN + 1])
 {
 	struct rp_sha256 h;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
+	int fd;
 
-	if (fd < 0 || rp_sha256_init(&h) < 0) {
-		if (fd >= 0)
-			close(fd);
+	if (fsat_open_file(&v->t->root, rel, &fd, NULL, NULL) != 0) {
+		errno = errno ? errno : EIO;
+		return -1;
+	}
+	if (rp_sha256_init(&h) < 0) {
+		close(fd);
 		return -1;
 	}
 	while ((n = read(fd, v->buf, HASH_BUF)) > 0) {
@@ -149,62 +150,128 @@ static int hash_file(struct vctx *v, const char *path, char hex[RP_HEX_LEN + 1])
  * puts them in place: the tree in place is then not damaged, only one step behind. */
 static int pending_in_staging(struct vctx *v, const char *rel, const char *want)
 {
-	char *path = NULL, *buf = NULL, hex[RP_HEX_LEN + 1];
+	char path[256], *buf = NULL, hex[RP_HEX_LEN + 1];
 	size_t len;
 	int ok = 0;
 
-	if (strcmp(rel, "index.json") && strcmp(rel, "oci-layout"))
+	if (strcmp(rel, FMT_INDEX) && strcmp(rel, FMT_OCI_LAYOUT))
 		return 0;
-	if (asprintf(&path, "%s/%s/%s-%s", v->tree, STAGING, rel, v->res->snapshot_id) < 0)
-		return 0;
-	if (rp_read_file(path, SNAPSHOT_MAX, &buf, &len, NULL) == 0) {
+	snprintf(path, sizeof(path), "%s/%s-%s", FMT_STAGING, rel, v->res->snapshot_id);
+	if (fsat_read(&v->t->root, path, SNAPSHOT_MAX, &buf, &len, NULL) == 0) {
 		rp_sha256_buf(buf, len, hex);
 		ok = !strcmp(hex, want);
 	}
 	free(buf);
-	free(path);
 	if (ok)
 		finding(v, VERIFY_WARNING, rel, "not yet the snapshot's: an interrupted write left "
-			"the new one in %s; the next write puts it in place", STAGING);
+			"the new one in %s; the next write puts it in place", FMT_STAGING);
 	return ok;
 }
 
-static struct vctx *walk_ctx;
-
-static int walk_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+static int under(const char *rel, const char *dir)
 {
-	struct vctx *v = walk_ctx;
-	const char *rel = path + strlen(v->tree);
-	char hex[RP_HEX_LEN + 1];
+	size_t n = strlen(dir);
 
-	(void)ftw;
-	while (*rel == '/')
-		rel++;
-	if (!strcmp(rel, "cache") || !strncmp(rel, "cache/", 6))
-		return 0; /* the build cache: not part of the snapshot (docs/tree-format.md) */
-	if (!strncmp(rel, STAGING, strlen(STAGING)) &&
-	    (rel[strlen(STAGING)] == '\0' || rel[strlen(STAGING)] == '/')) {
-		if (rel[strlen(STAGING)] == '\0')
+	return !strncmp(rel, dir, n) && (rel[n] == '\0' || rel[n] == '/');
+}
+
+/* Directories and files outside the snapshot that the format allows: 1 to skip. */
+static int allowed_extra(struct vctx *v, const char *rel)
+{
+	if (under(rel, FMT_CACHE))
+		return 1; /* the build cache: not part of the snapshot (docs/tree-format.md) */
+	if (under(rel, FMT_STAGING)) {
+		if (!strcmp(rel, FMT_STAGING))
 			finding(v, VERIFY_WARNING, rel, "left by an interrupted write; the next "
 				"write removes it");
-		return 0;
+		return 1;
 	}
-	if (!strcmp(rel, ".regpress-import") || !strncmp(rel, ".regpress-import/", 17)) {
-		/* layout/media.h: verified files of an import waiting for more volumes */
-		if (rel[16] == '\0')
+	if (under(rel, FMT_IMPORT)) {
+		if (!strcmp(rel, FMT_IMPORT))
 			finding(v, VERIFY_WARNING, rel, "an unfinished import (regpress import); "
 				"not served, removed when the import completes");
-		return 0;
+		return 1;
 	}
-	if (type == FTW_D || type == FTW_DP) {
+	if (under(rel, FMT_SPARE) && !v->spare) {
+		if (!strcmp(rel, FMT_SPARE))
+			finding(v, VERIFY_WARNING, rel, "a spare view an interrupted write left "
+				"unfinished; not served, the next write rebuilds it");
+		return 1;
+	}
+	return 0;
+}
+
+static void check_blob_file(struct vctx *v, const char *rel, const struct stat *st)
+{
+	const char *name = rel + strlen(FMT_BLOBS "/");
+	json_t *b = json_object_get(v->blobs, name);
+	char hex[RP_HEX_LEN + 1];
+
+	if (!b && !rp_hex_valid(name)) {
+		finding(v, VERIFY_PROBLEM, rel, "stray file (not a blob name)");
+		return;
+	}
+	/* An unused blob is what an interrupted write leaves for gc: normal, unless the tree must
+	 * be exactly a signed snapshot. */
+	if (!b) {
+		finding(v, v->o->pubkey ? VERIFY_PROBLEM : VERIFY_WARNING, rel,
+			"blob not in the snapshot (regpress gc removes it)");
+		return;
+	}
+	json_object_set_new(b, "seen", json_true());
+	if ((uint64_t)st->st_size != (uint64_t)json_integer_value(json_object_get(b, "size"))) {
+		finding(v, VERIFY_PROBLEM, rel, "size %lld, the snapshot says %lld",
+			(long long)st->st_size,
+			(long long)json_integer_value(json_object_get(b, "size")));
+		return;
+	}
+	if (v->o->quick)
+		return;
+	if (hash_file(v, rel, hex) < 0)
+		finding(v, VERIFY_PROBLEM, rel, "cannot read: %s", strerror(errno));
+	else if (strcmp(hex, name))
+		finding(v, VERIFY_PROBLEM, rel, "content has digest sha256:%s, not its name", hex);
+	else
+		v->res->blobs++, v->res->bytes += (uint64_t)st->st_size;
+}
+
+static void check_derived_file(struct vctx *v, const char *rel)
+{
+	json_t *want = json_object_get(v->files, rel);
+	char hex[RP_HEX_LEN + 1];
+
+	if (!want) {
+		finding(v, VERIFY_PROBLEM, rel, "stray file (not part of the snapshot)");
+		return;
+	}
+	json_object_set_new(v->seen, rel, json_true());
+	if (hash_file(v, rel, hex) < 0)
+		finding(v, VERIFY_PROBLEM, rel, "cannot read: %s", strerror(errno));
+	else if (strcmp(hex, json_string_value(want)) &&
+		 !pending_in_staging(v, rel, json_string_value(want)))
+		finding(v, VERIFY_PROBLEM, rel, "differs from what the snapshot implies%s",
+			under(rel, FMT_SPARE) ? " (in the spare view, which the next write would "
+			"publish: remove " FMT_SPARE " to have it rebuilt)" : "");
+}
+
+static int walk_one(void *ctx, const char *rel, const struct stat *st, struct rp_err *err)
+{
+	struct vctx *v = ctx;
+
+	(void)err;
+	if (allowed_extra(v, rel))
+		return 1;
+	if (S_ISDIR(st->st_mode)) {
 		if ((st->st_mode & 07777) != RP_DIR_MODE)
 			finding(v, VERIFY_PROBLEM, rel, "directory mode %04o, want %04o",
 				st->st_mode & 07777, RP_DIR_MODE);
-		if (rel[0] && !json_object_get(v->dirs, rel))
+		if (!json_object_get(v->dirs, rel)) {
 			finding(v, VERIFY_PROBLEM, rel, "unexpected directory");
+			return 1;
+		}
 		return 0;
 	}
-	if (type == FTW_SL || type == FTW_SLN || !S_ISREG(st->st_mode)) {
+	if (!S_ISREG(st->st_mode)) {
 		finding(v, VERIFY_PROBLEM, rel, "not a regular file (the tree holds no links or "
 			"special files)");
 		return 0;
@@ -212,60 +279,15 @@ static int walk_one(const char *path, const struct stat *st, int type, struct FT
 	if ((st->st_mode & 07777) != RP_FILE_MODE)
 		finding(v, VERIFY_PROBLEM, rel, "mode %04o, want %04o", st->st_mode & 07777,
 			RP_FILE_MODE);
-	if (!strncmp(rel, "blobs/sha256/", 13)) {
-		const char *name = rel + 13;
-		json_t *b = json_object_get(v->blobs, name);
-
-		if (!b && !rp_hex_valid(name)) {
-			finding(v, VERIFY_PROBLEM, rel, "stray file (not a blob name)");
-			return 0;
-		}
-		/* An unused blob is what rm leaves for gc: normal, unless the tree must be exactly a
-		 * signed snapshot. */
-		if (!b) {
-			finding(v, v->o->pubkey ? VERIFY_PROBLEM : VERIFY_WARNING, rel,
-				"blob not in the snapshot (regpress gc removes it)");
-			return 0;
-		}
-		json_object_set_new(b, "seen", json_true());
-		if ((uint64_t)st->st_size != (uint64_t)json_integer_value(json_object_get(b, "size"))) {
-			finding(v, VERIFY_PROBLEM, rel, "size %lld, the snapshot says %lld",
-				(long long)st->st_size,
-				(long long)json_integer_value(json_object_get(b, "size")));
-			return 0;
-		}
-		if (v->o->quick)
-			return 0;
-		if (hash_file(v, path, hex) < 0)
-			finding(v, VERIFY_PROBLEM, rel, "cannot read: %s", strerror(errno));
-		else if (strcmp(hex, name))
-			finding(v, VERIFY_PROBLEM, rel, "content has digest sha256:%s, not its name",
-				hex);
-		else
-			v->res->blobs++, v->res->bytes += (uint64_t)st->st_size;
-		return 0;
-	}
-	if (!strcmp(rel, SIG_FILE))
-		return 0; /* checked on its own */
-	{
-		json_t *want = json_object_get(v->files, rel);
-
-		if (!want) {
-			finding(v, VERIFY_PROBLEM, rel, "stray file (not part of the snapshot)");
-			return 0;
-		}
-		json_object_set_new(v->seen, rel, json_true());
-		if (hash_file(v, path, hex) < 0)
-			finding(v, VERIFY_PROBLEM, rel, "cannot read: %s", strerror(errno));
-		else if (strcmp(hex, json_string_value(want)) &&
-			 !pending_in_staging(v, rel, json_string_value(want)))
-			finding(v, VERIFY_PROBLEM, rel, "differs from what the snapshot implies");
-	}
+	if (under(rel, FMT_BLOBS) && strchr(rel + strlen(FMT_BLOBS), '/'))
+		check_blob_file(v, rel, st);
+	else if (strcmp(rel, FMT_SIGNATURE) && strcmp(rel, FMT_SPARE "/" FMT_SIGNATURE_NAME))
+		check_derived_file(v, rel); /* signatures are checked on their own */
 	return 0;
 }
 
-/* Does repo serve this digest as a blob (kind SNAP_BLOB) or manifest (SNAP_MANIFEST)? */
-static int repo_has(json_t *served, const char *repo, const char *kind, const char *digest)
+/* Does repo serve this digest as a blob, manifest or missing one? key "kind repo sha256:hex". */
+static int repo_has(json_t *served, const char *kind, const char *repo, const char *digest)
 {
 	char key[512];
 
@@ -273,108 +295,145 @@ static int repo_has(json_t *served, const char *repo, const char *kind, const ch
 	return json_object_get(served, key) != NULL;
 }
 
+static void check_refs(struct vctx *v, const char *rel, const struct snap_rec *r,
+		       const struct manifest_info *m, json_t *served)
+{
+	size_t j;
+
+	if (m->is_index) { /* an index: its children are manifests of the repo */
+		for (j = 0; j < m->nchildren; j++) {
+			const char *dg = json_string_value(json_object_get(m->children[j].desc, "digest"));
+
+			if (dg && repo_has(served, "missing", r->repo, dg))
+				finding(v, VERIFY_WARNING, rel, "index entry %zu (%s) is absent, as "
+					"recorded when the tree was built", j + 1, dg);
+			else if (!dg || !repo_has(served, "manifest", r->repo, dg))
+				finding(v, VERIFY_PROBLEM, rel, "index entry %zu (%s) is not a manifest "
+					"of %s", j + 1, dg ? dg : "no digest", r->repo);
+		}
+		return;
+	}
+	{
+		const char *dg = json_string_value(json_object_get(m->config.desc, "digest"));
+
+		if (!dg || !repo_has(served, "blob", r->repo, dg))
+			finding(v, VERIFY_PROBLEM, rel, "config %s is not a blob of %s",
+				dg ? dg : "(none)", r->repo);
+	}
+	for (j = 0; j < m->nlayers; j++) {
+		const char *dg = json_string_value(json_object_get(m->layers[j].desc, "digest"));
+
+		if (!dg || !repo_has(served, "blob", r->repo, dg))
+			finding(v, VERIFY_PROBLEM, rel, "layer %zu (%s) is not a blob of %s", j + 1,
+				dg ? dg : "no digest", r->repo);
+	}
+}
+
 static void check_manifests(struct vctx *v, const struct snapshot *s)
 {
 	json_t *served = json_object();
-	size_t i, j;
+	size_t i;
 
-	for (i = 0; i < s->n; i++) {
-		char key[512];
+	for (i = 0; i < s->n; i++)
+		if (s->v[i].kind != SNAP_TAG) {
+			char key[512];
 
-		if (s->v[i].kind == SNAP_TAG)
-			continue;
-		snprintf(key, sizeof(key), "%s %s sha256:%s",
-			 s->v[i].kind == SNAP_BLOB ? "blob" : s->v[i].kind == SNAP_MISSING ? "missing"
-			 : "manifest", s->v[i].repo, s->v[i].hex);
-		json_object_set_new(served, key, json_true());
-	}
+			/* "kind repo sha256:hex": the first three fields of the record's line */
+			snprintf(key, sizeof(key), "%.*s", (int)(strchr(strchr(strchr(s->v[i].line, ' ')
+				 + 1, ' ') + 1, ' ') - s->v[i].line), s->v[i].line);
+			json_object_set_new(served, key, json_true());
+		}
 	for (i = 0; i < s->n; i++) {
 		const struct snap_rec *r = &s->v[i];
+		struct manifest_info m;
 		char rel[RP_HEX_LEN + 16], *buf = NULL;
-		struct rp_err e;
-		json_t *m, *refs, *d;
+		json_t *d;
 		size_t len;
 
 		if (r->kind != SNAP_MANIFEST)
 			continue;
-		snprintf(rel, sizeof(rel), "blobs/sha256/%s", r->hex);
-		if (read_blob(v, r->hex, &buf, &len, &e) < 0)
+		snprintf(rel, sizeof(rel), FMT_BLOBS "/%s", r->hex);
+		if (layout_blob_read(v->t, r->hex, FMT_MANIFEST_MAX, &buf, &len, NULL) != 0)
 			continue; /* reported as missing or unreadable by the walk */
-		m = json_loadb(buf, len, JSON_REJECT_DUPLICATES, NULL);
-		free(buf);
-		if (!json_is_object(m)) {
+		if (manifest_parse(buf, len, JSON_REJECT_DUPLICATES, &m) < 0) {
+			free(buf);
 			finding(v, VERIFY_PROBLEM, rel, "manifest is not a JSON object");
-			json_decref(m);
 			continue;
 		}
-		if (json_integer_value(json_object_get(m, "schemaVersion")) != 2)
+		free(buf);
+		if (json_integer_value(json_object_get(m.json, "schemaVersion")) != 2)
 			finding(v, VERIFY_PROBLEM, rel, "manifest schemaVersion is not 2");
-		d = json_object_get(m, "mediaType");
+		d = json_object_get(m.json, "mediaType");
 		if (d && (!json_is_string(d) || strcmp(json_string_value(d), r->media_type)))
 			finding(v, VERIFY_PROBLEM, rel, "mediaType differs from the snapshot's %s",
 				r->media_type);
-		refs = json_object_get(m, "manifests");
-		if (json_is_array(refs)) { /* an index: its children are manifests of the repo */
-			json_array_foreach(refs, j, d) {
-				const char *dg = json_string_value(json_object_get(d, "digest"));
-
-				if (dg && repo_has(served, r->repo, "missing", dg))
-					finding(v, VERIFY_WARNING, rel, "index entry %zu (%s) is absent, "
-						"as recorded when the tree was built", j + 1, dg);
-				else if (!dg || !repo_has(served, r->repo, "manifest", dg))
-					finding(v, VERIFY_PROBLEM, rel, "index entry %zu (%s) is not a "
-						"manifest of %s", j + 1, dg ? dg : "no digest", r->repo);
-			}
-		} else {
-			const char *dg = json_string_value(json_object_get(json_object_get(m, "config"),
-									     "digest"));
-
-			if (!dg || !repo_has(served, r->repo, "blob", dg))
-				finding(v, VERIFY_PROBLEM, rel, "config %s is not a blob of %s",
-					dg ? dg : "(none)", r->repo);
-			json_array_foreach(json_object_get(m, "layers"), j, d) {
-				dg = json_string_value(json_object_get(d, "digest"));
-				if (!dg || !repo_has(served, r->repo, "blob", dg))
-					finding(v, VERIFY_PROBLEM, rel, "layer %zu (%s) is not a blob "
-						"of %s", j + 1, dg ? dg : "no digest", r->repo);
-			}
-		}
-		json_decref(m);
+		check_refs(v, rel, r, &m, served);
+		manifest_info_free(&m);
 	}
 	json_decref(served);
 }
 
-static void check_signature(struct vctx *v, const char *text)
+static void check_signature(struct vctx *v, const char *text, size_t len)
 {
-	char *path = rp_join(v->tree, SIG_FILE), *sig = NULL;
+	char *sig = NULL;
 	struct rp_err e;
-	size_t len;
+	size_t slen;
+	int r = layout_signature_read(v->t, &sig, &slen, &e);
 
-	if (!path)
-		return;
-	if (access(path, F_OK) < 0)
-		finding(v, VERIFY_PROBLEM, SIG_FILE, "missing: the tree is not signed");
-	else if (rp_read_file(path, 4096, &sig, &len, &e) < 0)
-		finding(v, VERIFY_PROBLEM, SIG_FILE, "%s", e.msg);
-	else if (sign_verify(v->o->pubkey, text, strlen(text), sig, &e) < 0)
-		finding(v, VERIFY_PROBLEM, SIG_FILE, "%s", e.msg);
+	if (r == 1)
+		finding(v, VERIFY_PROBLEM, FMT_SIGNATURE, "missing: the tree is not signed");
+	else if (r < 0)
+		finding(v, VERIFY_PROBLEM, FMT_SIGNATURE, "%s", e.msg);
+	else if (sign_verify(v->o->pubkey, text, len, sig, &e) < 0)
+		finding(v, VERIFY_PROBLEM, FMT_SIGNATURE, "%s", e.msg);
 	else
 		v->res->signed_ok = 1;
 	free(sig);
-	free(path);
+}
+
+/* What the snapshot implies: every derived file (in registry/, and in the spare when it holds
+ * this snapshot), index.json, oci-layout, and every blob with its size. */
+static void expectations(struct vctx *v, const char *text, size_t len, const struct snapshot *s)
+{
+	struct view_sink sink = { expect_file, expect_twin, read_manifest, v };
+	struct rp_err e;
+	char *idx = NULL;
+	const char *key;
+	json_t *val;
+	size_t i, ilen;
+
+	for (i = 0; i < s->n; i++)
+		if (s->v[i].kind == SNAP_BLOB || s->v[i].kind == SNAP_MANIFEST)
+			expect_blob(v, s->v[i].hex, s->v[i].size);
+	v->prefix = FMT_VIEW;
+	if (view_emit_all(text, len, s, &sink, &e) < 0 ||
+	    (v->spare && (v->prefix = FMT_SPARE, view_emit_all(text, len, s, &sink, &e) < 0)) ||
+	    view_index_json(s, NULL, &sink, &idx, &ilen, &e) < 0)
+		finding(v, VERIFY_PROBLEM, FMT_SNAPSHOT, "cannot derive the tree: %s", e.msg);
+	else
+		expect(v, FMT_INDEX, idx, ilen);
+	free(idx);
+	expect(v, FMT_OCI_LAYOUT, FMT_OCI_LAYOUT_BODY, strlen(FMT_OCI_LAYOUT_BODY));
+	json_object_foreach(v->blobs, key, val) {
+		char rel[RP_HEX_LEN + 16];
+
+		snprintf(rel, sizeof(rel), FMT_BLOBS "/%s", key);
+		add_dirs(v, rel);
+	}
+	json_object_set_new(v->dirs, FMT_VIEW, json_true());
+	if (v->spare)
+		json_object_set_new(v->dirs, FMT_SPARE, json_true());
 }
 
 int layout_verify(const char *tree, const struct verify_opts *o, struct verify_result *res,
 		  struct rp_err *err)
 {
-	struct vctx v = { tree, o, res, json_object(), json_object(), json_object(), json_object(),
-			  0, 0, malloc(HASH_BUF) };
-	struct view_sink sink = { expect_file, expect_twin, read_blob, &v };
-	struct snapshot s = { NULL, 0, "" };
-	char *text = NULL;
-	const char *key;
+	struct vctx v = { NULL, o, res, json_object(), json_object(), json_object(), json_object(),
+			  0, FMT_VIEW, 0, 0, malloc(HASH_BUF) };
+	const struct snapshot *s;
+	const char *text, *key;
 	json_t *val;
-	size_t i;
+	size_t len;
 	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
@@ -382,31 +441,22 @@ int layout_verify(const char *tree, const struct verify_opts *o, struct verify_r
 		rp_errf(err, "out of memory");
 		goto out;
 	}
-	if (snapshot_load(tree, &s, &text, err) < 0)
+	if (layout_open(tree, LAYOUT_READ, &v.t, err) < 0)
 		goto out;
-	memcpy(res->snapshot_id, s.id, sizeof(s.id));
-	for (i = 0; i < s.n; i++)
-		if (s.v[i].kind == SNAP_BLOB || s.v[i].kind == SNAP_MANIFEST)
-			expect_blob(&v, s.v[i].hex, s.v[i].size);
+	s = layout_snapshot(v.t);
+	text = layout_snapshot_text(v.t, &len);
+	memcpy(res->snapshot_id, s->id, sizeof(s->id));
+	v.spare = spare_valid(v.t);
+	expectations(&v, text, len, s);
 	{
-		struct rp_err e;
+		struct stat st;
 
-		if (view_emit(text, &s, &sink, &e) < 0)
-			finding(&v, VERIFY_PROBLEM, "registry/snapshot", "cannot derive the tree: %s",
-				e.msg);
+		if (fstat(v.t->root.fd, &st) == 0 && (st.st_mode & 07777) != RP_DIR_MODE)
+			finding(&v, VERIFY_PROBLEM, "", "directory mode %04o, want %04o",
+				st.st_mode & 07777, RP_DIR_MODE);
 	}
-	json_object_foreach(v.blobs, key, val) {
-		char rel[RP_HEX_LEN + 16];
-
-		snprintf(rel, sizeof(rel), "blobs/sha256/%s", key);
-		add_dirs(&v, rel);
-	}
-	json_object_set_new(v.dirs, "registry", json_true());
-	walk_ctx = &v;
-	if (nftw(tree, walk_one, 32, FTW_PHYS) < 0) {
-		rp_errno(err, "cannot walk '%s'", tree);
+	if (fsat_walk(&v.t->root, "", walk_one, &v, err) < 0)
 		goto out;
-	}
 	json_object_foreach(v.files, key, val)
 		if (!json_object_get(v.seen, key) &&
 		    !pending_in_staging(&v, key, json_string_value(val)))
@@ -415,17 +465,16 @@ int layout_verify(const char *tree, const struct verify_opts *o, struct verify_r
 		if (!json_is_true(json_object_get(val, "seen"))) {
 			char rel[RP_HEX_LEN + 16];
 
-			snprintf(rel, sizeof(rel), "blobs/sha256/%s", key);
+			snprintf(rel, sizeof(rel), FMT_BLOBS "/%s", key);
 			finding(&v, VERIFY_PROBLEM, rel, "missing blob");
 		}
-	check_manifests(&v, &s);
+	check_manifests(&v, s);
 	if (o->pubkey)
-		check_signature(&v, text);
+		check_signature(&v, text, len);
 	rc = 0;
 out:
-	free(text);
+	layout_close(v.t);
 	free(v.buf);
-	snapshot_free(&s);
 	json_decref(v.files);
 	json_decref(v.dirs);
 	json_decref(v.blobs);

@@ -1,38 +1,298 @@
 #include "view.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "format.h"
+#include "manifest.h"
 #include "names.h"
+#include "strmap.h"
 
 #define MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 #define MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
 #define MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define OCI_LAYOUT "{\"imageLayoutVersion\":\"1.0.0\"}"
 
-static int emit_json(const struct view_sink *sink, const char *rel, json_t *j, struct rp_err *err)
+/* ---- records by repository ---- */
+
+static int cmp_repo(const void *a, const void *b)
+{
+	return strcmp(((const struct view_repo *)a)->name, ((const struct view_repo *)b)->name);
+}
+
+int view_repos_make(const struct snapshot *s, struct view_repos *out, struct rp_err *err)
+{
+	size_t i, at;
+
+	memset(out, 0, sizeof(*out));
+	out->by_name = strmap_new();
+	if (!out->by_name)
+		goto oom;
+	for (i = 0; i < s->n; i++) {
+		struct view_repo *r;
+
+		if (strmap_get(out->by_name, s->v[i].repo, &at) < 0) {
+			struct view_repo *nv = realloc(out->v, (out->n + 1) * sizeof(*nv));
+
+			if (!nv)
+				goto oom;
+			out->v = nv;
+			at = out->n++;
+			memset(&out->v[at], 0, sizeof(out->v[at]));
+			out->v[at].name = s->v[i].repo;
+			if (strmap_put(out->by_name, s->v[i].repo, at) < 0)
+				goto oom;
+		}
+		r = &out->v[at];
+		if (r->n == r->cap) {
+			size_t cap = r->cap ? r->cap * 2 : 8, *nr = realloc(r->recs, cap * sizeof(*nr));
+
+			if (!nr)
+				goto oom;
+			r->recs = nr;
+			r->cap = cap;
+		}
+		r->recs[r->n++] = i;
+	}
+	/* Records are sorted by kind first: sort the repositories themselves by name, then index. */
+	if (out->n)
+		qsort(out->v, out->n, sizeof(*out->v), cmp_repo);
+	for (i = 0; i < out->n; i++)
+		if (strmap_put(out->by_name, out->v[i].name, i) < 0)
+			goto oom;
+	return 0;
+oom:
+	view_repos_free(out);
+	return rp_errf(err, "out of memory");
+}
+
+void view_repos_free(struct view_repos *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		free(r->v[i].recs);
+	free(r->v);
+	strmap_free(r->by_name);
+	memset(r, 0, sizeof(*r));
+}
+
+const struct view_repo *view_repos_find(const struct view_repos *r, const char *name)
+{
+	size_t at;
+
+	return strmap_get(r->by_name, name, &at) < 0 ? NULL : &r->v[at];
+}
+
+void view_repo_dir(const char *repo, char *out, size_t outsz)
+{
+	char dir[RP_REPO_MAX + 1];
+
+	layout_repo_path(repo, dir, sizeof(dir));
+	snprintf(out, outsz, FMT_REPOS_NAME "/%s", dir);
+}
+
+/* ---- one repository ---- */
+
+static int repo_file(const struct view_sink *sink, const char *repo, const char *rel,
+		     const char *body, struct rp_err *err)
+{
+	char dir[RP_REPO_MAX + 16], path[RP_REPO_MAX + RP_TAG_MAX + 96];
+
+	view_repo_dir(repo, dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/%s", dir, rel);
+	return sink->file(sink->ctx, path, body, strlen(body), err);
+}
+
+static int emit_json(const struct view_sink *sink, const char *repo, const char *rel, json_t *j,
+		     struct rp_err *err)
 {
 	char *s = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 	int rc;
 
 	if (!s)
 		return rp_errf(err, "out of memory");
-	rc = sink->file(sink->ctx, rel, s, strlen(s), err);
+	rc = repo ? repo_file(sink, repo, rel, s, err) : sink->file(sink->ctx, rel, s, strlen(s), err);
 	free(s);
 	return rc;
 }
 
-static int repo_file(const struct view_sink *sink, const char *repo, const char *rel,
-		     const char *body, struct rp_err *err)
+/* Referrers (distribution-spec): every manifest of a repository with a "subject" is listed in
+ * the precomputed index _referrers/<subject hex>. */
+static int note_referrer(const struct view_sink *sink, const struct snap_rec *r, json_t *refs,
+			 struct rp_err *err)
 {
-	char dir[RP_REPO_MAX + 1], path[RP_REPO_MAX + RP_TAG_MAX + 96];
+	struct manifest_info m;
+	char *bytes = NULL;
+	json_t *desc, *ann;
+	size_t len;
 
-	layout_repo_path(repo, dir, sizeof(dir));
-	snprintf(path, sizeof(path), "registry/repos/%s/%s", dir, rel);
-	return sink->file(sink->ctx, path, body, strlen(body), err);
+	if (sink->read(sink->ctx, r->hex, &bytes, &len, err) < 0)
+		return -1;
+	if (manifest_parse(bytes, len, 0, &m) < 0 || !m.subject) {
+		free(bytes);
+		manifest_info_free(&m);
+		return 0;
+	}
+	free(bytes);
+	desc = json_pack("{s:s, s:s+, s:I}", "mediaType", r->media_type, "digest", "sha256:", r->hex,
+			 "size", (json_int_t)r->size);
+	if (desc && m.artifact_type)
+		json_object_set_new(desc, "artifactType", json_string(m.artifact_type));
+	ann = json_object_get(m.json, "annotations");
+	if (desc && json_is_object(ann))
+		json_object_set(desc, "annotations", ann);
+	if (!json_object_get(refs, m.subject))
+		json_object_set_new(refs, m.subject, json_array());
+	json_array_append_new(json_object_get(refs, m.subject), desc);
+	manifest_info_free(&m);
+	return desc ? 0 : rp_errf(err, "out of memory");
 }
+
+static int emit_referrers(const struct view_sink *sink, const char *repo, json_t *refs,
+			  struct rp_err *err)
+{
+	const char *subject;
+	json_t *list;
+
+	/* Records are sorted, so each list is in digest order: the same bytes on every build. */
+	json_object_foreach(refs, subject, list) {
+		char rel[RP_HEX_LEN + 16];
+		json_t *idx = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX,
+					"manifests", list);
+		int rc;
+
+		snprintf(rel, sizeof(rel), FMT_REFERRERS "/%s", subject);
+		rc = emit_json(sink, repo, rel, idx, err);
+		json_decref(idx);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* _tags.json: the tags sorted by bytes, as the distribution spec asks. */
+static int emit_tags(const struct view_sink *sink, const char *repo, const char **tags, size_t n,
+		     struct rp_err *err)
+{
+	json_t *arr = json_array(), *j;
+	size_t i;
+	int rc;
+
+	qsort(tags, n, sizeof(*tags), cmp_str);
+	for (i = 0; arr && i < n; i++)
+		json_array_append_new(arr, json_string(tags[i]));
+	j = arr ? json_pack("{s:s, s:o}", "name", repo, "tags", arr) : NULL;
+	rc = emit_json(sink, repo, FMT_TAGS_JSON, j, err);
+	json_decref(j);
+	return rc;
+}
+
+/* A manifest pointer: "sha256:<hex> <size> <media type>\n". */
+static void pointer(const struct snap_rec *m, char *body, size_t sz)
+{
+	snprintf(body, sz, "sha256:%s %llu %s\n", m->hex, (unsigned long long)m->size,
+		 m->media_type);
+}
+
+int view_emit_repo(const struct snapshot *s, const struct view_repo *repo,
+		   const struct view_sink *sink, struct rp_err *err)
+{
+	const char **tags = calloc(repo->n + 1, sizeof(*tags));
+	json_t *refs = json_object();
+	struct strmap *manifests = strmap_new(); /* hex -> record */
+	char rel[RP_TAG_MAX + 96], body[512];
+	size_t i, ntags = 0, at;
+	int rc = -1;
+
+	if (!tags || !refs || !manifests) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < repo->n; i++) {
+		const struct snap_rec *r = &s->v[repo->recs[i]];
+
+		if (r->kind == SNAP_BLOB) {
+			snprintf(rel, sizeof(rel), FMT_BLOB_MARKERS "/%s", r->hex);
+			if (repo_file(sink, r->repo, rel, "", err) < 0)
+				goto out;
+		} else if (r->kind == SNAP_MANIFEST) {
+			snprintf(rel, sizeof(rel), FMT_DIGEST_POINTERS "/%s", r->hex);
+			pointer(r, body, sizeof(body));
+			if (strmap_put(manifests, r->hex, repo->recs[i]) < 0) {
+				rp_errf(err, "out of memory");
+				goto out;
+			}
+			if (repo_file(sink, r->repo, rel, body, err) < 0 ||
+			    note_referrer(sink, r, refs, err) < 0)
+				goto out;
+		} else if (r->kind == SNAP_TAG) {
+			if (strmap_get(manifests, r->hex, &at) < 0) {
+				rp_errf(err, "tag %s:%s names sha256:%s, which the repository lacks",
+					r->repo, r->tag, r->hex);
+				goto out;
+			}
+			snprintf(rel, sizeof(rel), FMT_TAG_POINTERS "/%s", r->tag);
+			pointer(&s->v[at], body, sizeof(body));
+			if (repo_file(sink, r->repo, rel, body, err) < 0)
+				goto out;
+			tags[ntags++] = r->tag;
+		}
+	}
+	if (emit_referrers(sink, repo->name, refs, err) < 0 ||
+	    emit_tags(sink, repo->name, tags, ntags, err) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(tags);
+	json_decref(refs);
+	strmap_free(manifests);
+	return rc;
+}
+
+/* ---- the whole view ---- */
+
+int view_emit_top(const char *text, size_t len, const struct view_repos *repos,
+		  const struct view_sink *sink, struct rp_err *err)
+{
+	json_t *arr = json_array(), *j;
+	size_t i;
+	int rc;
+
+	if (sink->file(sink->ctx, FMT_SNAPSHOT_NAME, text, len, err) < 0) {
+		json_decref(arr);
+		return -1;
+	}
+	for (i = 0; arr && i < repos->n; i++)
+		json_array_append_new(arr, json_string(repos->v[i].name));
+	j = arr ? json_pack("{s:o}", "repositories", arr) : NULL;
+	rc = emit_json(sink, NULL, FMT_CATALOG_NAME, j, err);
+	json_decref(j);
+	return rc;
+}
+
+int view_emit_all(const char *text, size_t len, const struct snapshot *s,
+		  const struct view_sink *sink, struct rp_err *err)
+{
+	struct view_repos repos;
+	size_t i;
+	int rc;
+
+	if (view_repos_make(s, &repos, err) < 0)
+		return -1;
+	rc = view_emit_top(text, len, &repos, sink, err);
+	for (i = 0; rc == 0 && i < repos.n; i++)
+		rc = view_emit_repo(s, &repos.v[i], sink, err);
+	view_repos_free(&repos);
+	return rc;
+}
+
+/* ---- index.json ---- */
 
 /* The OCI form of a Docker schema2 manifest: same config and layer blobs, OCI media types.
  * OCI tools (skopeo's oci: transport among them) skip Docker types in index.json, so the tree's
@@ -52,31 +312,28 @@ static int oci_twin(const struct view_sink *sink, const char *hex, char twin_hex
 		  "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip" },
 	};
 	char *bytes = NULL, *out = NULL;
-	json_t *m = NULL, *layers;
-	size_t len, i;
+	struct manifest_info m;
+	size_t len, i, j;
 	int rc = -1;
 
+	memset(&m, 0, sizeof(m));
 	if (sink->read(sink->ctx, hex, &bytes, &len, err) < 0)
 		goto out;
-	m = json_loadb(bytes, len, 0, NULL);
-	if (!json_is_object(m)) {
+	if (manifest_parse(bytes, len, 0, &m) < 0) {
 		rp_errf(err, "manifest sha256:%s is not a JSON object", hex);
 		goto out;
 	}
-	json_object_set_new(m, "mediaType", json_string(MT_OCI_MANIFEST));
-	layers = json_object_get(m, "layers");
-	for (i = 0; i <= json_array_size(layers); i++) {
-		json_t *d = i == 0 ? json_object_get(m, "config") : json_array_get(layers, i - 1);
-		const char *mt = json_string_value(json_object_get(d, "mediaType"));
-		size_t j;
+	json_object_set_new(m.json, "mediaType", json_string(MT_OCI_MANIFEST));
+	for (i = 0; i <= m.nlayers; i++) {
+		const struct manifest_ref *d = i == 0 ? &m.config : &m.layers[i - 1];
 
-		for (j = 0; mt && j < sizeof(map) / sizeof(map[0]); j++)
-			if (!strcmp(mt, map[j][0])) {
-				json_object_set_new(d, "mediaType", json_string(map[j][1]));
+		for (j = 0; d->desc && d->media_type && j < sizeof(map) / sizeof(map[0]); j++)
+			if (!strcmp(d->media_type, map[j][0])) {
+				json_object_set_new(d->desc, "mediaType", json_string(map[j][1]));
 				break;
 			}
 	}
-	out = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	out = json_dumps(m.json, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	if (!out) {
 		rp_errf(err, "out of memory");
 		goto out;
@@ -86,246 +343,125 @@ static int oci_twin(const struct view_sink *sink, const char *hex, char twin_hex
 out:
 	free(out);
 	free(bytes);
-	json_decref(m);
+	manifest_info_free(&m);
 	return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
+/* The index.json descriptor of tag record t, naming manifest record m. Twins already made (for
+ * another tag of the same manifest) are in twins: hex -> [digest, size]. */
+static json_t *index_desc(const struct view_sink *sink, const struct snap_rec *t,
+			  const struct snap_rec *m, json_t *twins, struct rp_err *err)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
+	char ref[RP_REPO_MAX + RP_TAG_MAX + 2], digest[RP_HEX_LEN + 8];
+	const char *mt = m->media_type;
+	json_int_t size = (json_int_t)m->size;
+	json_t *d;
 
-/* Referrers (distribution-spec): every manifest of a repository with a "subject" is listed in
- * the precomputed index registry/repos/<repo>/_referrers/<subject hex>. */
-static int note_referrer(const struct view_sink *sink, const struct snap_rec *r, json_t *refs,
-			 struct rp_err *err)
-{
-	char *bytes = NULL, key[RP_REPO_MAX + RP_HEX_LEN + 2];
-	const char *subject, *hex, *type;
-	json_t *m, *desc, *ann;
-	size_t len;
+	snprintf(ref, sizeof(ref), "%s:%s", t->repo, t->tag);
+	snprintf(digest, sizeof(digest), "sha256:%s", m->hex);
+	if (!strcmp(mt, MT_DOCKER_MANIFEST)) {
+		json_t *known = json_object_get(twins, m->hex);
+		char twin[RP_HEX_LEN + 1];
+		size_t twin_size;
 
-	if (sink->read(sink->ctx, r->hex, &bytes, &len, err) < 0)
-		return -1;
-	m = json_loadb(bytes, len, 0, NULL);
-	free(bytes);
-	subject = json_string_value(json_object_get(json_object_get(m, "subject"), "digest"));
-	if (!subject || !rp_digest_parse(subject, &hex)) {
-		json_decref(m);
-		return 0;
+		if (known) {
+			snprintf(twin, sizeof(twin), "%s", json_string_value(json_array_get(known, 0)));
+			twin_size = (size_t)json_integer_value(json_array_get(known, 1));
+		} else {
+			if (oci_twin(sink, m->hex, twin, &twin_size, err) < 0)
+				return NULL;
+			json_object_set_new(twins, m->hex, json_pack("[s, I]", twin,
+								     (json_int_t)twin_size));
+		}
+		snprintf(digest, sizeof(digest), "sha256:%s", twin);
+		mt = MT_OCI_MANIFEST;
+		size = (json_int_t)twin_size;
 	}
-	type = json_string_value(json_object_get(m, "artifactType"));
-	if (!type)
-		type = json_string_value(json_object_get(json_object_get(m, "config"), "mediaType"));
-	desc = json_pack("{s:s, s:s+, s:I}", "mediaType", r->media_type, "digest", "sha256:", r->hex,
-			 "size", (json_int_t)r->size);
-	if (desc && type)
-		json_object_set_new(desc, "artifactType", json_string(type));
-	ann = json_object_get(m, "annotations");
-	if (desc && json_is_object(ann))
-		json_object_set(desc, "annotations", ann);
-	snprintf(key, sizeof(key), "%s %s", r->repo, hex);
-	if (!json_object_get(refs, key))
-		json_object_set_new(refs, key, json_array());
-	json_array_append_new(json_object_get(refs, key), desc);
-	json_decref(m);
-	return desc ? 0 : rp_errf(err, "out of memory");
-}
-
-static int emit_referrers(const struct view_sink *sink, json_t *refs, struct rp_err *err)
-{
-	const char *key;
-	json_t *list;
-
-	/* Records are sorted, so each list is in digest order: the same bytes on every build. */
-	json_object_foreach(refs, key, list) {
-		char repo[RP_REPO_MAX + 1], rel[RP_HEX_LEN + 16];
-		const char *sp = strchr(key, ' ');
-		json_t *idx = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType",
-					"application/vnd.oci.image.index.v1+json", "manifests", list);
-		char *s = idx ? json_dumps(idx, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-		int rc;
-
-		json_decref(idx);
-		if (!s)
-			return rp_errf(err, "out of memory");
-		snprintf(repo, sizeof(repo), "%.*s", (int)(sp - key), key);
-		snprintf(rel, sizeof(rel), "_referrers/%s", sp + 1);
-		rc = repo_file(sink, repo, rel, s, err);
-		free(s);
-		if (rc < 0)
-			return -1;
-	}
-	return 0;
+	d = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", mt, "digest", digest, "size", size,
+		      "annotations", "org.opencontainers.image.ref.name", ref);
+	if (!d)
+		rp_errf(err, "out of memory");
+	return d;
 }
 
 struct index_entry {
-	char *ref;
+	char ref[RP_REPO_MAX + RP_TAG_MAX + 2];
 	json_t *desc;
 };
 
-static int cmp_index_entry(const void *a, const void *b)
+static int cmp_entry(const void *a, const void *b)
 {
 	return strcmp(((const struct index_entry *)a)->ref, ((const struct index_entry *)b)->ref);
 }
 
-int view_emit(const char *text, const struct snapshot *s, const struct view_sink *sink,
-	      struct rp_err *err)
+/* The manifest record a tag names (in its repository), or NULL. */
+static const struct snap_rec *tagged(const struct snapshot *s, struct strmap *manifests,
+				     const struct snap_rec *t)
 {
-	json_t *manifests = json_object(); /* "repo hex" -> record index */
-	json_t *tags = json_object();	   /* repo -> array of tags */
-	json_t *refs = json_object();	   /* "repo subjecthex" -> [descriptor] */
-	struct index_entry *idx = calloc(s->n + 1, sizeof(*idx));
-	const char **repos = NULL;
-	size_t i, nidx = 0, nrepos = 0;
-	json_t *arr = NULL, *j = NULL;
-	char key[RP_REPO_MAX + RP_HEX_LEN + 2], body[512], rel[RP_TAG_MAX + 96];
+	char key[RP_REPO_MAX + RP_HEX_LEN + 2];
+	size_t at;
+
+	snprintf(key, sizeof(key), "%s %s", t->repo, t->hex);
+	return strmap_get(manifests, key, &at) < 0 ? NULL : &s->v[at];
+}
+
+int view_index_json(const struct snapshot *s, json_t *reuse, const struct view_sink *sink,
+		    char **out, size_t *len, struct rp_err *err)
+{
+	struct index_entry *e = calloc(s->n + 1, sizeof(*e));
+	struct strmap *manifests = strmap_new(); /* "repo hex" -> record */
+	json_t *arr = json_array(), *j = NULL, *twins = json_object();
+	size_t i, n = 0;
 	int rc = -1;
 
-	if (!manifests || !tags || !idx || !refs) {
-		rp_errf(err, "out of memory");
-		goto out;
-	}
-	if (sink->file(sink->ctx, "registry/snapshot", text, strlen(text), err) < 0)
-		goto out;
-	for (i = 0; i < s->n; i++) {
-		const struct snap_rec *r = &s->v[i];
+	*out = NULL;
+	if (!e || !manifests || !arr || !twins)
+		goto oom;
+	for (i = 0; i < s->n; i++)
+		if (s->v[i].kind == SNAP_MANIFEST) {
+			char key[RP_REPO_MAX + RP_HEX_LEN + 2];
 
-		if (!json_object_get(tags, r->repo))
-			json_object_set_new(tags, r->repo, json_array());
-		if (r->kind == SNAP_BLOB) {
-			snprintf(rel, sizeof(rel), "_blobs/%s", r->hex);
-			if (repo_file(sink, r->repo, rel, "", err) < 0)
-				goto out;
-		} else if (r->kind == SNAP_MANIFEST) {
-			snprintf(key, sizeof(key), "%s %s", r->repo, r->hex);
-			json_object_set_new(manifests, key, json_integer((json_int_t)i));
-			snprintf(rel, sizeof(rel), "_manifests/sha256/%s", r->hex);
-			snprintf(body, sizeof(body), "sha256:%s %llu %s\n", r->hex,
-				 (unsigned long long)r->size, r->media_type);
-			if (repo_file(sink, r->repo, rel, body, err) < 0 ||
-			    note_referrer(sink, r, refs, err) < 0)
-				goto out;
+			snprintf(key, sizeof(key), "%s %s", s->v[i].repo, s->v[i].hex);
+			if (strmap_put(manifests, key, i) < 0)
+				goto oom;
 		}
-	}
-	if (emit_referrers(sink, refs, err) < 0)
-		goto out;
 	for (i = 0; i < s->n; i++) {
-		const struct snap_rec *r = &s->v[i], *m;
-		char ref[RP_REPO_MAX + RP_TAG_MAX + 2], digest[RP_HEX_LEN + 8];
-		const char *mt;
-		json_int_t size;
-		json_t *at;
+		const struct snap_rec *t = &s->v[i], *m;
+		json_t *kept;
 
-		if (r->kind != SNAP_TAG)
+		if (t->kind != SNAP_TAG)
 			continue;
-		snprintf(key, sizeof(key), "%s %s", r->repo, r->hex);
-		at = json_object_get(manifests, key);
-		if (!at) {
-			rp_errf(err, "tag %s:%s names sha256:%s, which the repository lacks", r->repo,
-				r->tag, r->hex);
+		if (!(m = tagged(s, manifests, t))) {
+			rp_errf(err, "tag %s:%s names sha256:%s, which the repository lacks", t->repo,
+				t->tag, t->hex);
 			goto out;
 		}
-		m = &s->v[json_integer_value(at)];
-		snprintf(rel, sizeof(rel), "_manifests/tags/%s", r->tag);
-		snprintf(body, sizeof(body), "sha256:%s %llu %s\n", m->hex,
-			 (unsigned long long)m->size, m->media_type);
-		if (repo_file(sink, r->repo, rel, body, err) < 0)
+		snprintf(e[n].ref, sizeof(e[n].ref), "%s:%s", t->repo, t->tag);
+		kept = reuse ? json_object_get(reuse, e[n].ref) : NULL;
+		e[n].desc = kept ? json_incref(kept) : index_desc(sink, t, m, twins, err);
+		if (!e[n++].desc)
 			goto out;
-		json_array_append_new(json_object_get(tags, r->repo), json_string(r->tag));
-		snprintf(ref, sizeof(ref), "%s:%s", r->repo, r->tag);
-		snprintf(digest, sizeof(digest), "sha256:%s", m->hex);
-		mt = m->media_type;
-		size = (json_int_t)m->size;
-		if (!strcmp(mt, MT_DOCKER_MANIFEST)) {
-			char twin[RP_HEX_LEN + 1];
-			size_t twin_size;
-
-			if (oci_twin(sink, m->hex, twin, &twin_size, err) < 0)
-				goto out;
-			snprintf(digest, sizeof(digest), "sha256:%s", twin);
-			mt = MT_OCI_MANIFEST;
-			size = (json_int_t)twin_size;
-		}
-		idx[nidx].ref = strdup(ref);
-		idx[nidx].desc = json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", mt, "digest",
-					   digest, "size", size, "annotations",
-					   "org.opencontainers.image.ref.name", ref);
-		if (!idx[nidx++].ref || !idx[nidx - 1].desc) {
-			rp_errf(err, "out of memory");
-			goto out;
-		}
 	}
-	/* Tag lists and the catalog, sorted by bytes as the distribution spec asks. */
-	repos = malloc((json_object_size(tags) + 1) * sizeof(*repos));
-	if (!repos) {
-		rp_errf(err, "out of memory");
-		goto out;
-	}
-	{
-		const char *repo;
-		json_t *list;
-
-		json_object_foreach(tags, repo, list)
-			repos[nrepos++] = repo;
-	}
-	qsort(repos, nrepos, sizeof(*repos), cmp_str);
-	for (i = 0; i < nrepos; i++) {
-		json_t *list = json_object_get(tags, repos[i]);
-		size_t k, nt = json_array_size(list);
-		const char **names = malloc((nt + 1) * sizeof(*names));
-		json_t *sorted = json_array();
-		char *s_body;
-
-		for (k = 0; names && k < nt; k++)
-			names[k] = json_string_value(json_array_get(list, k));
-		if (names)
-			qsort(names, nt, sizeof(*names), cmp_str);
-		for (k = 0; names && sorted && k < nt; k++)
-			json_array_append_new(sorted, json_string(names[k]));
-		free(names);
-		json_decref(j);
-		j = json_pack("{s:s, s:o}", "name", repos[i], "tags", sorted);
-		s_body = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-		if (!s_body) {
-			rp_errf(err, "out of memory");
-			goto out;
-		}
-		rc = repo_file(sink, repos[i], "_tags.json", s_body, err);
-		free(s_body);
-		if (rc < 0)
-			goto out;
-		rc = -1;
-	}
-	arr = json_array();
-	for (i = 0; arr && i < nrepos; i++)
-		json_array_append_new(arr, json_string(repos[i]));
-	json_decref(j);
-	j = json_pack("{s:O}", "repositories", arr);
-	if (emit_json(sink, "registry/catalog.json", j, err) < 0)
-		goto out;
-	qsort(idx, nidx, sizeof(*idx), cmp_index_entry);
-	json_decref(arr);
-	arr = json_array();
-	for (i = 0; arr && i < nidx; i++)
-		json_array_append(arr, idx[i].desc);
-	json_decref(j);
-	j = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX,
-		      "manifests", arr);
-	if (emit_json(sink, "index.json", j, err) < 0)
-		goto out;
-	rc = sink->file(sink->ctx, "oci-layout", OCI_LAYOUT, strlen(OCI_LAYOUT), err);
+	qsort(e, n, sizeof(*e), cmp_entry);
+	for (i = 0; i < n; i++)
+		json_array_append(arr, e[i].desc);
+	j = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX, "manifests",
+		      arr);
+	*out = j ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	if (!*out)
+		goto oom;
+	*len = strlen(*out);
+	rc = 0;
+	goto out;
+oom:
+	rp_errf(err, "out of memory");
 out:
-	for (i = 0; idx && i < nidx; i++) {
-		free(idx[i].ref);
-		json_decref(idx[i].desc);
-	}
-	free(idx);
-	free(repos);
+	for (i = 0; e && i < n; i++)
+		json_decref(e[i].desc);
+	free(e);
+	strmap_free(manifests);
 	json_decref(arr);
 	json_decref(j);
-	json_decref(manifests);
-	json_decref(tags);
-	json_decref(refs);
+	json_decref(twins);
 	return rc;
 }

@@ -277,7 +277,8 @@ check "RLIMIT_FSIZE 256 KiB: then without the limit, the build completes" \
 
 # A full file system at every stage of a build: a tmpfs of each size between "the old tree fits"
 # and "the build succeeds" (coarse steps, then every page below the smallest that succeeds, where
-# the commit writes the view, index.json and the cache). Needs root (mount); skipped otherwise.
+# the commit writes the view (into the spare view it swaps in), index.json and the cache). Needs
+# root (mount); skipped otherwise.
 M=$W/mnt
 mkdir -p "$M"
 if mount -t tmpfs -o size=64m tmpfs "$M" 2>/dev/null; then
@@ -330,7 +331,7 @@ if mount -t tmpfs -o size=64m tmpfs "$M" 2>/dev/null; then
 	check "full tmpfs at every stage of a build: each failure clean, the tree unchanged" test "$fails" -eq 0
 	if [ "$STRIDE" = 1 ]; then
 		check "full tmpfs: failures while staging blobs, the view, index.json and cache entries" bash -c \
-			'grep -q scratch/blob "$1" && grep -q registry/ "$1" && grep -q index.json "$1" && grep -q cache/ "$1"' \
+			'grep -q scratch/blob "$1" && grep -q .regpress-spare/ "$1" && grep -q index.json "$1" && grep -q cache/ "$1"' \
 			_ "$W/full.where"
 	fi
 else

@@ -114,7 +114,7 @@ static void fuzz_build(const char *path, int oci_format)
 	o.untagged_repo = "untagged/images";
 	snprintf(tree, sizeof(tree), "%s/tree", fuzz_scratch_dir());
 	err.msg[0] = '\0';
-	if (layout_open(tree, &t, &err) == 0 && builder_new(t, &o, &b, &err) == 0 &&
+	if (layout_open(tree, LAYOUT_WRITE, &t, &err) == 0 && builder_new(t, &o, &b, &err) == 0 &&
 	    builder_add(b, path, "fuzz", &err) == 0)
 		builder_finish(b, &err);
 	if (getenv("FUZZ_DEBUG")) /* what happened to each input, when building the seeds */

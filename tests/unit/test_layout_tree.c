@@ -368,7 +368,7 @@ static void build_std(const char *tree, struct std *s)
 	struct rp_err err = { "" };
 
 	memset(s, 0, sizeof(*s));
-	if (layout_open(tree, &t, &err) < 0)
+	if (layout_open(tree, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
 	put(t, &s->cfg1, strdup("{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":"
 			     "\"layers\",\"diff_ids\":[]}}"));
@@ -400,7 +400,7 @@ static void build_std(const char *tree, struct std *s)
 	OK(layout_set_tag(t, "localhost:5000/app", "1", s->m2.hex, E_));
 	OK(layout_set_tag(t, "library/alpine", "3.19", s->m1.hex, E_));
 	OK(layout_set_tag(t, "library/alpine", "latest", s->m1.hex, E_)); /* again: one line */
-	if (layout_commit(t, &err) < 0)
+	if (layout_commit(t, NULL, &err) < 0)
 		fail_msg("layout_commit: %s", err.msg);
 	layout_close(t);
 }
@@ -579,6 +579,15 @@ static void test_new_tree_files(void **state)
 				free(got);
 		}
 	}
+	/* The spare view (docs/tree-format.md): a copy of registry/ that the next write edits. */
+	{
+		size_t n = paths.n;
+
+		for (i = 0; i < n; i++)
+			if (!strncmp(paths.v[i], "registry/", 9))
+				add_path(&paths, got = xasprintf(".regpress-spare/%s", paths.v[i] + 9)),
+					free(got);
+	}
 	strs_sort_unique(&paths);
 	want = strs_join(&paths);
 	strs_free(&paths);
@@ -604,7 +613,7 @@ static void test_snapshot_id(void **state)
 	snap = slurp(tree, "registry/snapshot", &len);
 	rp_sha256_buf(snap, len, hex);
 	free(snap);
-	if (layout_open(tree, &t, &err) < 0)
+	if (layout_open(tree, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
 	assert_string_equal(layout_snapshot_id(t), hex);
 	assert_string_equal(layout_path(t), tree);
@@ -612,7 +621,7 @@ static void test_snapshot_id(void **state)
 	assert_int_equal(strncmp(layout_scratch_dir(t), tree, strlen(tree)), 0);
 	assert_int_equal(access(layout_scratch_dir(t), W_OK), 0);
 	/* Committing the same state again gives the same id. */
-	OK(layout_commit(t, E_));
+	OK(layout_commit(t, NULL, E_));
 	assert_string_equal(layout_snapshot_id(t), hex);
 	layout_close(t);
 	std_free(&s);
@@ -631,17 +640,20 @@ static void test_reopen_retag(void **state)
 	int latest_lines = 0;
 
 	build_std(tree, &s);
-	if (layout_open(tree, &t, &err) < 0)
+	if (layout_open(tree, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("reopen: %s", err.msg);
 	/* The committed blobs are known to the new writer. */
 	assert_true(layout_has_blob(t, s.m1.hex));
 	{
-		char *p = layout_blob_path(t, s.m1.hex), *w = xasprintf("%s/blobs/sha256/%s", tree,
-									  s.m1.hex);
+		char *w = xasprintf("%s/blobs/sha256/%s", tree, s.m1.hex);
+		uint64_t size = 0;
+		int fd = -1;
 
-		assert_non_null(p);
-		assert_string_equal(p, w);
-		free(p);
+		/* Read through the handle, and it is the committed file. */
+		assert_int_equal(layout_blob_open(t, s.m1.hex, &fd, &size, &err), 0);
+		assert_int_equal(size, s.m1.len);
+		assert_int_equal(access(w, F_OK), 0);
+		close(fd);
 		free(w);
 	}
 	put(t, &cfg3, strdup("{\"architecture\":\"amd64\",\"os\":\"linux\",\"v\":3}"));
@@ -650,7 +662,7 @@ static void test_reopen_retag(void **state)
 	add_repo(t, "library/alpine", &cfg3, MT_DOCKER_CFG, &layer3, MT_DOCKER_GZ, &m3, MT_DOCKER);
 	OK(layout_set_tag(t, "library/alpine", "latest", s.m2.hex, E_)); /* overwritten below */
 	OK(layout_set_tag(t, "library/alpine", "latest", m3.hex, E_));
-	if (layout_commit(t, &err) < 0)
+	if (layout_commit(t, NULL, &err) < 0)
 		fail_msg("commit: %s", err.msg);
 	layout_close(t);
 
@@ -716,7 +728,7 @@ static void abandoned_session(const char *tree, const struct std *s, int how)
 	uint64_t size = 0;
 	size_t i;
 
-	if (layout_open(tree, &t, &err) < 0)
+	if (layout_open(tree, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
 	OK(layout_put_blob(t, "new blob", 8, hex, E_));
 	/* A streamed blob larger than the writer's buffer. */
@@ -744,13 +756,13 @@ static void abandoned_session(const char *tree, const struct std *s, int how)
 	OK(layout_set_tag(t, "library/alpine", "latest", s->m2.hex, E_));
 	if (how == 1) {
 		/* latest -> m2, which library/alpine does not serve: the commit must fail. */
-		assert_int_equal(layout_commit(t, &err), -1);
+		assert_int_equal(layout_commit(t, NULL, &err), -1);
 		assert_non_null(strstr(err.msg, "library/alpine"));
 	} else if (how == 2) {
 		/* A manifest whose bytes are nowhere. */
 		OK(layout_add_manifest(t, "library/alpine", "00000000000000000000000000000000000000"
 				       "00000000000000000000000000", 5, MT_DOCKER, E_));
-		assert_int_equal(layout_commit(t, &err), -1);
+		assert_int_equal(layout_commit(t, NULL, &err), -1);
 		assert_non_null(strstr(err.msg, "not in the tree"));
 	}
 	layout_close(t);
@@ -792,7 +804,7 @@ static void test_new_tree_without_commit_vanishes(void **state)
 	char hex[RP_HEX_LEN + 1], *m;
 
 	before = listing(f->dir, 0, 0);
-	if (layout_open(tree, &t, &err) < 0)
+	if (layout_open(tree, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
 	OK(layout_put_blob(t, "x", 1, hex, E_));
 	layout_close(t);
@@ -801,12 +813,12 @@ static void test_new_tree_without_commit_vanishes(void **state)
 
 	/* Same after a failed commit: a tag naming a manifest the repository lacks. */
 	t = NULL;
-	if (layout_open(tree, &t, &err) < 0)
+	if (layout_open(tree, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
 	OK(layout_put_blob(t, "x", 1, hex, E_));
 	OK(layout_add_blob(t, "a/b", hex, 1, MT_OCI_GZ, E_));
 	OK(layout_set_tag(t, "a/b", "1", hex, E_));
-	assert_int_equal(layout_commit(t, &err), -1);
+	assert_int_equal(layout_commit(t, NULL, &err), -1);
 	m = xasprintf("tag a/b:1 names sha256:%s, which the repository lacks", hex);
 	if (!strstr(err.msg, m))
 		fail_msg("message '%s' lacks '%s'", err.msg, m);
@@ -831,13 +843,13 @@ static void test_tag_to_other_repos_manifest_fails(void **state)
 
 	build_std(tree, &s);
 	before = listing(tree, 1, 0);
-	if (layout_open(tree, &t, &err) < 0)
+	if (layout_open(tree, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
 	snprintf(id, sizeof(id), "%s", layout_snapshot_id(t));
 	assert_int_equal(strlen(id), RP_HEX_LEN);
 	/* m1 is a manifest of library/alpine, not of x/app: x/app cannot tag it. */
 	OK(layout_set_tag(t, "x/app", "2", s.m1.hex, E_));
-	assert_int_equal(layout_commit(t, &err), -1);
+	assert_int_equal(layout_commit(t, NULL, &err), -1);
 	assert_non_null(strstr(err.msg, "x/app:2"));
 	assert_non_null(strstr(err.msg, s.m1.hex));
 	assert_string_equal(layout_snapshot_id(t), id); /* unchanged by the failed commit */
@@ -860,7 +872,7 @@ static void test_refuses_foreign_directory(void **state)
 	assert_int_equal(mkdir(dir, 0700), 0);
 	OK(rp_write_new(file, "hi\n", 3, E_));
 	before = listing(dir, 1, 0);
-	assert_int_equal(layout_open(dir, &t, &err), -1);
+	assert_int_equal(layout_open(dir, LAYOUT_WRITE, &t, &err), -1);
 	assert_null(t);
 	assert_non_null(strstr(err.msg, "not empty and not a regpress tree"));
 	assert_non_null(strstr(err.msg, dir));
@@ -871,7 +883,7 @@ static void test_refuses_foreign_directory(void **state)
 
 	/* A regular file is not a tree either. */
 	err.msg[0] = '\0';
-	assert_int_equal(layout_open(file, &t, &err), -1);
+	assert_int_equal(layout_open(file, LAYOUT_WRITE, &t, &err), -1);
 	assert_non_null(strstr(err.msg, "not a directory"));
 	free(file);
 	free(dir);
@@ -889,7 +901,7 @@ static void test_empty_directory_and_stale_staging(void **state)
 	 * committed: we did not create it. */
 	assert_int_equal(mkdir(dir, 0755), 0);
 	assert_int_equal(chmod(dir, 0755), 0); /* umask 077 took the rest */
-	if (layout_open(dir, &t, &err) < 0)
+	if (layout_open(dir, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
 	layout_close(t);
 	{
@@ -906,12 +918,12 @@ static void test_empty_directory_and_stale_staging(void **state)
 	OK(rp_write_new(junk, "x", 1, E_));
 	free(junk);
 	t = NULL;
-	if (layout_open(dir, &t, &err) < 0)
+	if (layout_open(dir, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("layout_open with stale staging: %s", err.msg);
 	assert_false(layout_has_blob(t, "garbage"));
 	OK(layout_put_blob(t, "x", 1, hex, E_));
 	OK(layout_add_blob(t, "a/b", hex, 1, MT_OCI_GZ, E_));
-	OK(layout_commit(t, E_));
+	OK(layout_commit(t, NULL, E_));
 	layout_close(t);
 	assert_false(exists(dir, ".regpress-tmp"));
 	expect_file(dir, "registry/catalog.json", "{\"repositories\":[\"a/b\"]}");
@@ -1016,7 +1028,7 @@ static void test_lock_held_while_open(void **state)
 	struct rp_err err = { "" };
 	int fd;
 
-	if (layout_open(tree, &t, &err) < 0)
+	if (layout_open(tree, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
 	fd = open(tree, O_RDONLY | O_DIRECTORY);
 	assert_true(fd >= 0);
@@ -1035,7 +1047,7 @@ static void test_records_rejected(void **state)
 	struct rp_err err = { "" };
 	char hex[RP_HEX_LEN + 1];
 
-	if (layout_open(tree, &t, &err) < 0)
+	if (layout_open(tree, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
 	OK(layout_put_blob(t, "x", 1, hex, E_));
 	assert_int_equal(layout_add_blob(t, "Library/alpine", hex, 1, MT_OCI_GZ, &err), -1);
@@ -1083,7 +1095,7 @@ static void test_failed_publish_is_undone(void **state)
 	free(blocker);
 	before = listing(tree, 1, 0);
 
-	if (layout_open(tree, &t, &err) < 0)
+	if (layout_open(tree, LAYOUT_WRITE, &t, &err) < 0)
 		fail_msg("layout_open: %s", err.msg);
 	OK(layout_put_blob(t, "a blob the failed commit moves in", 33, hex, E_));
 	OK(layout_add_blob(t, "x/app", hex, 33, MT_OCI_GZ, E_));
@@ -1091,7 +1103,7 @@ static void test_failed_publish_is_undone(void **state)
 	OK(layout_cache_put(t, "ns0", "key1", val, E_)); /* a new namespace: made, then removed */
 	OK(layout_cache_put(t, "ns1", "key1", val, E_)); /* beside the blocker */
 	OK(layout_cache_put(t, "ns1", "key2", val, E_)); /* the blocked one */
-	assert_int_equal(layout_commit(t, &err), -1);
+	assert_int_equal(layout_commit(t, NULL, &err), -1);
 	if (!strstr(err.msg, "key2"))
 		fail_msg("message '%s' does not name the entry it could not move", err.msg);
 	layout_close(t);

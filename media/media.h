@@ -19,8 +19,6 @@
 
 #define MEDIA_MANIFEST "REGPRESS-VOLUME"
 #define MEDIA_SNAPSHOT "snapshot"
-/* Where `import` keeps verified files between runs (inside the tree, never served). */
-#define MEDIA_IMPORT_DIR ".regpress-import"
 
 /* The cost model of an ISO 9660 image with Rock Ridge and Joliet (xorriso -no-pad), measured and
  * rounded up: every file takes whole 2 KiB sectors plus MEDIA_FILE_META bytes of directory
@@ -97,7 +95,8 @@ struct media_result {
 	uint64_t *files; /* per volume: files it carries (blobs and parts) */
 };
 
-/* Write the volumes of tree (read under a shared lock) into outdir as volume-NN or volume-NN.iso.
+/* Write the volumes of tree (read through its handle, under a shared lock) into outdir as
+ * volume-NN or volume-NN.iso.
  * Existing files are never replaced; on failure nothing written by this call is left. */
 int media_write(const char *tree, const char *outdir, const struct media_opts *opts,
 		struct media_result *res, struct rp_err *err);
@@ -133,8 +132,9 @@ struct media_import_result {
 
 /* Verify the volumes (all of them, before the tree is changed: all or nothing), copy into tree what
  * it lacks, and publish the set's snapshot when every blob it needs is there; until then keep
- * the verified files in TREE/.regpress-import for later calls. A delta set needs the tree at its
- * base snapshot. A volume is a directory or an ISO image file, extracted as media_check says. */
+ * the verified files in the tree's import area (tree.h) for later calls. A delta set needs the
+ * tree at its base snapshot. A volume is a directory or an ISO image file, extracted as
+ * media_check says. */
 int media_import(const char *tree, const char *const *volumes, size_t n,
 		 media_progress_fn progress, void *ctx, struct media_import_result *res,
 		 struct rp_err *err);

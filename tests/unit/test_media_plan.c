@@ -346,7 +346,7 @@ static void test_round_trip(void **state)
 		x ^= x << 5;
 		layer[i] = (unsigned char)x;
 	}
-	OK(layout_open(tree, &t, E_));
+	OK(layout_open(tree, LAYOUT_WRITE, &t, E_));
 	OK(layout_put_blob(t, layer, layer_len, lhex, E_));
 	OK(layout_put_blob(t, cfg, strlen(cfg), chex, E_));
 	assert_true(asprintf(&manifest, "{\"schemaVersion\":2,\"mediaType\":\"application/vnd."
@@ -363,7 +363,7 @@ static void test_round_trip(void **state)
 	OK(layout_add_manifest(t, "library/x", mhex, strlen(manifest),
 			       "application/vnd.docker.distribution.manifest.v2+json", E_));
 	OK(layout_set_tag(t, "library/x", "1", mhex, E_));
-	OK(layout_commit(t, E_));
+	OK(layout_commit(t, NULL, E_));
 	memcpy(id, layout_snapshot_id(t), sizeof(id));
 	layout_close(t);
 	free(manifest);
@@ -391,7 +391,7 @@ static void test_round_trip(void **state)
 		assert_int_equal(r.nmissing, v == 0 ? 0 : (size_t)v);
 		media_import_result_free(&r);
 	}
-	OK(layout_open(back, &t, E_));
+	OK(layout_open(back, LAYOUT_WRITE, &t, E_));
 	assert_string_equal(layout_snapshot_id(t), id);
 	layout_close(t);
 
