@@ -73,13 +73,16 @@ int cache_stage(struct layout_tree *t, struct rp_err *err)
 	const char *rel;
 	json_t *v;
 
+	char made[512] = "";
+
 	json_object_foreach(t->cache_new, rel, v) {
 		char path[512], body[256];
 
 		snprintf(path, sizeof(path), FMT_CACHE "/%s", rel);
 		*strrchr(path, '/') = '\0';
-		if (fsat_mkdirs(&t->staging, path, err) < 0)
+		if (strcmp(path, made) && fsat_mkdirs(&t->staging, path, err) < 0)
 			return -1;
+		snprintf(made, sizeof(made), "%s", path); /* entries of one namespace: once */
 		snprintf(path, sizeof(path), FMT_CACHE "/%s", rel);
 		snprintf(body, sizeof(body), "%s\n", json_string_value(v));
 		if (fsat_write_new(&t->staging, path, body, strlen(body), err) < 0)

@@ -32,47 +32,19 @@ static int no_file(void *ctx, const char *rel, const void *buf, size_t len, stru
 	return rp_errf(err, "internal: index.json asked for a view file");
 }
 
-/* Every blob a record names that the old state did not have must be in the tree (committed or
- * staged) before the state is published. */
-static int check_new_blobs(const struct layout_tree *t, const struct snapshot *s,
-			   struct rp_err *err)
-{
-	struct strmap *old = strmap_new();
-	size_t i, had;
-	int rc = -1;
+/* What a commit works out from the old and the new state, one merge of their records: the
+ * blobs the new records name (which must be in the tree), the old index.json's descriptors it
+ * may keep, and the blob files only the old state may have used. */
+struct changes {
+	const struct layout_tree *t;
+	json_t *reuse;	      /* "repo:tag" -> old descriptor, for tags the commit keeps */
+	struct strmap *added; /* hex of blobs and manifests new records name */
+	struct strmap *gone;  /* hex the old state used that may now be unused */
+	struct rp_err *err;
+};
 
-	if (!old)
-		return rp_errf(err, "out of memory");
-	for (i = 0; i < t->snap.n; i++)
-		if (strmap_put(old, t->snap.v[i].hex, 1) < 0) {
-			rp_errf(err, "out of memory");
-			goto out;
-		}
-	for (i = 0; i < s->n; i++) {
-		const struct snap_rec *r = &s->v[i];
-		int w;
-
-		if ((r->kind != SNAP_BLOB && r->kind != SNAP_MANIFEST) ||
-		    strmap_get(old, r->hex, &had) == 0)
-			continue;
-		w = blob_where(t, r->hex, err);
-		if (w < 0)
-			goto out;
-		if (w == 0) {
-			rp_errf(err, "%s sha256:%s of '%s' is not in the tree",
-				r->kind == SNAP_BLOB ? "blob" : "manifest", r->hex, r->repo);
-			goto out;
-		}
-	}
-	rc = 0;
-out:
-	strmap_free(old);
-	return rc;
-}
-
-/* index.json of the tree as it is ("repo:tag" -> descriptor), minus the tags the commit
- * changes or removes: what view_index_json may keep. NULL when there is none to keep. */
-static json_t *reusable(const char *old_index, const struct snapshot_diff *d)
+/* The old index.json as "repo:tag" -> descriptor (empty when there is none). */
+static json_t *index_map(const char *old_index)
 {
 	json_t *j = old_index ? json_loads(old_index, 0, NULL) : NULL, *map = json_object(), *desc;
 	size_t i;
@@ -81,19 +53,47 @@ static json_t *reusable(const char *old_index, const struct snapshot_diff *d)
 		const char *ref = json_string_value(json_object_get(
 			json_object_get(desc, "annotations"), "org.opencontainers.image.ref.name"));
 
-		if (ref)
+		if (ref && map)
 			json_object_set(map, ref, desc);
 	}
 	json_decref(j);
-	for (i = 0; map && i < d->ntags_changed + d->ntags_removed; i++) {
-		const struct snap_rec *r = i < d->ntags_changed ? d->tags_changed[i].old
-					   : d->tags_removed[i - d->ntags_changed].old;
-		char ref[RP_REPO_MAX + RP_TAG_MAX + 2];
-
-		snprintf(ref, sizeof(ref), "%s:%s", r->repo, r->tag);
-		json_object_del(map, ref);
-	}
 	return map;
+}
+
+static int note_change(void *ctx, const struct snap_rec *old, const struct snap_rec *new)
+{
+	struct changes *c = ctx;
+	const struct snap_rec *r = old ? old : new;
+	int w;
+
+	if (r->kind == SNAP_TAG) {
+		char ref[RP_REPO_MAX + RP_TAG_MAX + 2];
+		json_t *desc;
+		const char *dg, *hex;
+
+		if (!old)
+			return 0;
+		/* A tag that changes or goes: its old descriptor (and twin) is not kept. */
+		snprintf(ref, sizeof(ref), "%s:%s", r->repo, r->tag);
+		desc = json_object_get(c->reuse, ref);
+		dg = json_string_value(json_object_get(desc, "digest"));
+		if (dg && rp_digest_parse(dg, &hex) && strmap_put(c->gone, hex, 1) < 0)
+			return rp_errf(c->err, "out of memory");
+		json_object_del(c->reuse, ref);
+		return 0;
+	}
+	if (r->kind == SNAP_MISSING)
+		return 0;
+	if (old)
+		return strmap_put(c->gone, r->hex, 1) < 0 ? rp_errf(c->err, "out of memory") : 0;
+	/* Every blob a new record names must be in the tree (committed or staged). */
+	w = blob_where(c->t, r->hex, c->err);
+	if (w < 0)
+		return -1;
+	if (w == 0)
+		return rp_errf(c->err, "%s sha256:%s of '%s' is not in the tree",
+			       r->kind == SNAP_BLOB ? "blob" : "manifest", r->hex, r->repo);
+	return strmap_put(c->added, r->hex, 1) < 0 ? rp_errf(c->err, "out of memory") : 0;
 }
 
 /* Stage index.json, and oci-layout when the tree has none, for snapshot id. */
@@ -112,9 +112,11 @@ static int stage_derived(struct layout_tree *t, const char *id, const char *idx,
 			      err);
 }
 
-/* Move the staged blobs the new state uses into blobs/sha256/ (logged). Adding blobs never
- * changes what is served; staged blobs it does not use go with the staging area. */
-static int publish_blobs(struct layout_tree *t, const struct strmap *used, struct rp_err *err)
+/* Move the staged blobs the new state uses (a new record or a descriptor index.json made names
+ * them) into blobs/sha256/ (logged). Adding blobs never changes what is served; staged blobs it
+ * does not use go with the staging area. */
+static int publish_blobs(struct layout_tree *t, const struct strmap *added,
+			 const struct strmap *made, struct rp_err *err)
 {
 	int fd = dup(t->staged.fd), prepared = 0, rc = 0;
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -130,7 +132,8 @@ static int publish_blobs(struct layout_tree *t, const struct strmap *used, struc
 	while (rc == 0 && (e = readdir(d))) {
 		char rel[sizeof(FMT_BLOBS) + 2 + sizeof(e->d_name)];
 
-		if (e->d_name[0] == '.' || strmap_get(used, e->d_name, &had) < 0)
+		if (e->d_name[0] == '.' || (strmap_get(added, e->d_name, &had) < 0 &&
+					    strmap_get(made, e->d_name, &had) < 0))
 			continue;
 		if (!prepared++ && undo_prepare_dir(t, FMT_BLOBS, err) < 0) {
 			rc = -1;
@@ -146,18 +149,23 @@ static int publish_blobs(struct layout_tree *t, const struct strmap *used, struc
 }
 
 /* After the publishing rename: delete the blob files the old state used and the new one does
- * not (a retagged-away manifest's twin, what rm removed). A crash here leaves them for gc. */
-static uint64_t drop_unused(struct layout_tree *t, const struct strmap *used_old,
-			    const struct strmap *used_new)
+ * not (a retagged-away manifest's twin, what rm removed). A crash here leaves them for gc. Only
+ * when there are such candidates is the new state's whole use worked out. */
+static uint64_t drop_unused(struct layout_tree *t, const struct strmap *gone, const char *idx)
 {
+	struct strmap *used;
 	const char *hex;
 	size_t pos = 0, had;
 	uint64_t n = 0;
 
-	while (t->blobs.fd >= 0 && strmap_next(used_old, &pos, &hex, NULL) == 0)
-		if (strmap_get(used_new, hex, &had) < 0 && blob_where(t, hex, NULL) == 1 &&
+	if (!strmap_count(gone) || t->blobs.fd < 0 ||
+	    !(used = prune_used_blobs(t, &t->snap, idx, NULL)))
+		return 0;
+	while (strmap_next(gone, &pos, &hex, NULL) == 0)
+		if (strmap_get(used, hex, &had) < 0 && blob_where(t, hex, NULL) == 1 &&
 		    fsat_unlink(&t->blobs, hex, NULL) == 0)
 			n++;
+	strmap_free(used);
 	return n;
 }
 
@@ -202,23 +210,23 @@ static int commit_unchanged(struct layout_tree *t, struct rp_err *err)
 }
 
 struct commit {
-	struct snapshot new;
-	struct snapshot_diff diff;
+	struct snapshot new; /* the state's records (borrowed until the publish hands them over) */
 	char *text, *idx, *old_idx;
 	size_t len, idx_len;
-	struct strmap *used_new, *used_old;
+	struct changes ch;
+	struct strmap *made; /* digests of the descriptors index.json made */
 	int exchange, spare_epoch_ok;
 };
 
 static void commit_free(struct commit *c)
 {
-	snapshot_free(&c->new);
-	snapshot_diff_free(&c->diff);
 	free(c->text);
 	free(c->idx);
 	free(c->old_idx);
-	strmap_free(c->used_new);
-	strmap_free(c->used_old);
+	json_decref(c->ch.reuse);
+	strmap_free(c->ch.added);
+	strmap_free(c->ch.gone);
+	strmap_free(c->made);
 }
 
 /* Up to the publishing rename: the spare brought to the new state, index.json, cache entries and
@@ -226,12 +234,16 @@ static void commit_free(struct commit *c)
 static int prepare(struct layout_tree *t, struct commit *c, struct rp_err *err)
 {
 	struct view_sink sink = { no_file, stage_twin, tree_read_manifest, t };
-	json_t *reuse = NULL;
 	size_t olen;
-	int r, rc = -1;
+	int r;
 
-	if (check_new_blobs(t, &c->new, err) < 0 || snapshot_diff(&t->snap, &c->new, &c->diff, err) < 0)
-		return -1;
+	c->ch.t = t;
+	c->ch.err = err;
+	c->ch.added = strmap_new();
+	c->ch.gone = strmap_new();
+	c->made = strmap_new();
+	if (!c->ch.added || !c->ch.gone || !c->made)
+		return rp_errf(err, "out of memory");
 	if (t->text) {
 		struct stat st;
 
@@ -240,94 +252,95 @@ static int prepare(struct layout_tree *t, struct commit *c, struct rp_err *err)
 		/* The old view becomes the spare: it can be edited only if its times are ours. */
 		c->spare_epoch_ok = fsat_type(&t->root, FMT_SNAPSHOT, &st, NULL) == FSAT_FILE &&
 				    st.st_mtim.tv_sec == rp_epoch() && st.st_mtim.tv_nsec == 0;
-		if (!(c->used_old = prune_used_blobs(t, &t->snap, c->old_idx, err)))
-			return -1;
 	}
+	if (!(c->ch.reuse = index_map(c->old_idx)))
+		return rp_errf(err, "out of memory");
+	if (snap_merge(&t->snap, &c->new, note_change, &c->ch) < 0)
+		return -1;
 	r = t->text && spare_valid(t) ? spare_sync(t, &t->snap, &c->new, c->text, c->len, 1, err)
 				       : spare_write_full(t, &c->new, c->text, c->len, 1, err);
-	if (r < 0)
-		return -1;
-	reuse = reusable(c->old_idx, &c->diff);
-	if (view_index_json(&c->new, reuse, &sink, &c->idx, &c->idx_len, err) < 0 ||
-	    !(c->used_new = prune_used_blobs(t, &c->new, c->idx, err)) ||
+	if (r < 0 ||
+	    view_index_json(&c->new, c->ch.reuse, &sink, c->made, &c->idx, &c->idx_len, err) < 0 ||
 	    stage_derived(t, c->new.id, c->idx, c->idx_len, err) < 0 || cache_stage(t, err) < 0)
-		goto out;
+		return -1;
 	/* Everything new reaches the disk before the rename that makes it visible. */
-	if (syncfs(t->root.fd) < 0) {
-		rp_errno(err, "cannot sync '%s'", t->root.path);
-		goto out;
-	}
-	if (publish_blobs(t, c->used_new, err) < 0 || cache_publish(t, err) < 0)
-		goto out;
+	if (syncfs(t->root.fd) < 0)
+		return rp_errno(err, "cannot sync '%s'", t->root.path);
+	if (publish_blobs(t, c->ch.added, c->made, err) < 0 || cache_publish(t, err) < 0)
+		return -1;
 	r = fsat_type(&t->root, FMT_VIEW, NULL, err);
 	if (r < 0)
-		goto out;
-	if (r != FSAT_ABSENT && r != FSAT_DIR) {
-		rp_errf(err, "'%s/%s': not a directory", t->root.path, FMT_VIEW);
-		goto out;
-	}
+		return -1;
+	if (r != FSAT_ABSENT && r != FSAT_DIR)
+		return rp_errf(err, "'%s/%s': not a directory", t->root.path, FMT_VIEW);
 	c->exchange = r == FSAT_DIR;
-	rc = 0;
-out:
-	json_decref(reuse);
-	return rc;
+	return 0;
+}
+
+/* After the publishing rename: index.json in place, the published state the current one (the
+ * state's records handed over), the spare brought forward, unused blobs deleted. */
+static int after_publish(struct layout_tree *t, struct commit *c,
+			 struct layout_commit_result *res, struct rp_err *err)
+{
+	struct snapshot old = t->snap;
+
+	/* A crash from here on leaves index.json for the new snapshot in staging; the next writer
+	 * puts it in place (tree.c, recover). */
+	if (tree_install_derived(t, c->new.id, err) < 0)
+		return -1;
+	state_give(&t->st, c->text, c->len, &t->snap);
+	free(t->text);
+	t->text = c->text;
+	t->text_len = c->len;
+	c->text = NULL;
+	t->st_stale = 1;
+	/* The spare: the old view brought forward, or written anew. A failure only leaves it
+	 * incomplete, which the next commit repairs: the new state is published either way. */
+	if (c->exchange && c->spare_epoch_ok)
+		spare_sync(t, &old, &t->snap, t->text, t->text_len, 0, NULL);
+	else
+		spare_write_full(t, &t->snap, t->text, t->text_len, 0, NULL);
+	snapshot_free(&old);
+	/* Last, as the old view's referrers above are worked out from the old manifests. */
+	res->blobs_removed = drop_unused(t, c->ch.gone, c->idx);
+	return finish(t, err);
 }
 
 int layout_commit(struct layout_tree *t, struct layout_commit_result *res, struct rp_err *err)
 {
 	struct layout_commit_result dummy;
 	struct commit c;
-	struct snapshot old;
-	int rc = -1, signed_tree;
 
 	memset(&c, 0, sizeof(c));
 	if (!res)
 		res = &dummy;
 	memset(res, 0, sizeof(*res));
-	if (tree_require_writer(t, err) < 0 || !(c.text = state_text(&t->st, &c.len, err)) ||
-	    snapshot_parse(c.text, c.len, "new snapshot", &c.new, err) < 0)
-		goto out;
+	if (tree_require_writer(t, err) < 0 || tree_state(t, err) < 0 ||
+	    !(c.text = state_text(&t->st, &c.len, err)))
+		goto fail;
 	if (t->text && c.len == t->text_len && !memcmp(c.text, t->text, c.len)) {
-		rc = commit_unchanged(t, err);
-		goto out;
+		commit_free(&c);
+		return commit_unchanged(t, err);
 	}
-	signed_tree = fsat_type(&t->root, FMT_SIGNATURE, NULL, NULL) == FSAT_FILE;
-	if (prepare(t, &c, err) < 0)
-		goto out;
-	if ((c.exchange ? fsat_exchange(&t->root, FMT_SPARE, FMT_VIEW, err)
+	state_view(&t->st, c.text, c.len, &c.new);
+	res->signature_dropped = fsat_type(&t->root, FMT_SIGNATURE, NULL, NULL) == FSAT_FILE;
+	if (prepare(t, &c, err) < 0 ||
+	    (c.exchange ? fsat_exchange(&t->root, FMT_SPARE, FMT_VIEW, err)
 			: fsat_rename(&t->root, FMT_SPARE, &t->root, FMT_VIEW, err)) < 0)
-		goto out;
+		goto fail;
 	t->published = 1;
 	undo_clear(t);
 	fsync(t->root.fd);
-	/* A crash from here on leaves index.json for the new snapshot in staging; the next writer
-	 * puts it in place (tree.c, recover). */
-	if (tree_install_derived(t, c.new.id, err) < 0)
-		goto out;
 	res->changed = 1;
-	res->signature_dropped = signed_tree;
-	old = t->snap;
-	memset(&t->snap, 0, sizeof(t->snap));
-	if (tree_set_current(t, c.text, c.len, err) < 0) {
-		c.text = NULL;
-		snapshot_free(&old);
-		goto out;
-	}
-	c.text = NULL;
-	/* The spare: the old view brought forward, or written anew. A failure only leaves it
-	 * incomplete, which the next commit repairs: the new state is published either way. */
-	if (c.exchange && c.spare_epoch_ok)
-		spare_sync(t, &old, &c.new, t->text, t->text_len, 0, NULL);
-	else
-		spare_write_full(t, &c.new, t->text, t->text_len, 0, NULL);
-	snapshot_free(&old);
-	/* Last, as the old view's referrers above are worked out from the old manifests. */
-	if (c.used_old)
-		res->blobs_removed = drop_unused(t, c.used_old, c.used_new);
-	rc = finish(t, err);
-out:
+	if (after_publish(t, &c, res, err) < 0)
+		goto fail;
 	commit_free(&c);
-	return rc;
+	return 0;
+fail:
+	if (!res->changed)
+		res->signature_dropped = 0;
+	commit_free(&c);
+	return -1;
 }
 
 int layout_put_signature(struct layout_tree *t, const char *sig, size_t len, struct rp_err *err)

@@ -12,7 +12,7 @@
 int layout_add_manifest(struct layout_tree *t, const char *repo, const char *hex, uint64_t size,
 			const char *media_type, struct rp_err *err)
 {
-	if (tree_require_writer(t, err) < 0)
+	if (tree_require_writer(t, err) < 0 || tree_state(t, err) < 0)
 		return -1;
 	return state_put(&t->st, SNAP_MANIFEST, repo, hex, size, media_type, err);
 }
@@ -20,7 +20,7 @@ int layout_add_manifest(struct layout_tree *t, const char *repo, const char *hex
 int layout_add_blob(struct layout_tree *t, const char *repo, const char *hex, uint64_t size,
 		    const char *media_type, struct rp_err *err)
 {
-	if (tree_require_writer(t, err) < 0)
+	if (tree_require_writer(t, err) < 0 || tree_state(t, err) < 0)
 		return -1;
 	return state_put(&t->st, SNAP_BLOB, repo, hex, size, media_type, err);
 }
@@ -28,7 +28,7 @@ int layout_add_blob(struct layout_tree *t, const char *repo, const char *hex, ui
 int layout_add_missing(struct layout_tree *t, const char *repo, const char *hex, uint64_t size,
 		       const char *media_type, struct rp_err *err)
 {
-	if (tree_require_writer(t, err) < 0)
+	if (tree_require_writer(t, err) < 0 || tree_state(t, err) < 0)
 		return -1;
 	return state_put(&t->st, SNAP_MISSING, repo, hex, size, media_type, err);
 }
@@ -36,7 +36,7 @@ int layout_add_missing(struct layout_tree *t, const char *repo, const char *hex,
 int layout_set_tag(struct layout_tree *t, const char *repo, const char *tag, const char *hex,
 		   struct rp_err *err)
 {
-	if (tree_require_writer(t, err) < 0)
+	if (tree_require_writer(t, err) < 0 || tree_state(t, err) < 0)
 		return -1;
 	return state_set_tag(&t->st, repo, tag, hex, err);
 }
@@ -56,6 +56,7 @@ int layout_set_state(struct layout_tree *t, const char *text, struct rp_err *err
 		return -1;
 	if (snapshot_parse(text, strlen(text), "snapshot", &snap, err) < 0)
 		return -1;
+	t->st_stale = 0;
 	state_free(&t->st);
 	if (state_init(&t->st, err) < 0) {
 		snapshot_free(&snap);
@@ -132,7 +133,7 @@ int layout_untag(struct layout_tree *t, const char *repo, const char *tag, const
 	long at;
 	int rc = -1;
 
-	if (!gone || !keep || tree_require_writer(t, err) < 0)
+	if (!gone || !keep || tree_require_writer(t, err) < 0 || tree_state(t, err) < 0)
 		goto out;
 	if (tag) {
 		at = state_find(st, SNAP_TAG, repo, tag);

@@ -96,15 +96,22 @@ int rp_write_all(int fd, const char *name, const void *buf, size_t len, struct r
 	return 0;
 }
 
-int rp_fix_file(int fd, const char *name, struct rp_err *err)
+int rp_set_fd_mtime(int fd, const char *name, struct rp_err *err)
 {
 	struct timespec ts[2];
 
 	ts[0].tv_sec = ts[1].tv_sec = rp_epoch();
 	ts[0].tv_nsec = ts[1].tv_nsec = 0;
-	if (fchmod(fd, RP_FILE_MODE) < 0 || futimens(fd, ts) < 0)
-		return rp_errno(err, "cannot set mode or time of '%s'", name);
+	if (futimens(fd, ts) < 0)
+		return rp_errno(err, "cannot set the time of '%s'", name);
 	return 0;
+}
+
+int rp_fix_file(int fd, const char *name, struct rp_err *err)
+{
+	if (fchmod(fd, RP_FILE_MODE) < 0)
+		return rp_errno(err, "cannot set mode or time of '%s'", name);
+	return rp_set_fd_mtime(fd, name, err);
 }
 
 static int write_fd(int fd, const char *path, const void *buf, size_t len, struct rp_err *err)

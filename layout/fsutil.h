@@ -18,6 +18,8 @@ int rp_mkdirs(const char *path, struct rp_err *err);
 int rp_write_all(int fd, const char *name, const void *buf, size_t len, struct rp_err *err);
 /* Give an open file mode RP_FILE_MODE and mtime rp_epoch(), whatever the umask and clock. */
 int rp_fix_file(int fd, const char *name, struct rp_err *err);
+/* Only the mtime (and atime) rp_epoch(). */
+int rp_set_fd_mtime(int fd, const char *name, struct rp_err *err);
 /* Create path (which must not exist) with exactly buf, mode RP_FILE_MODE, mtime rp_epoch(). */
 int rp_write_new(const char *path, const void *buf, size_t len, struct rp_err *err);
 /* Replace path atomically: temp file beside it, fsync, rename, fsync the directory. */

@@ -85,7 +85,7 @@ struct strmap *prune_used_blobs(struct layout_tree *t, const struct snapshot *s,
 		char *idx = NULL;
 		size_t len;
 
-		if (view_index_json(s, NULL, &sink, &idx, &len, err) < 0)
+		if (view_index_json(s, NULL, &sink, NULL, &idx, &len, err) < 0)
 			goto fail;
 		free(idx);
 	}

@@ -206,6 +206,25 @@ int snap_rec_make(struct snap_rec *r, enum snap_kind kind, const char *repo, con
 
 /* ---- differences ---- */
 
+int snap_merge(const struct snapshot *old, const struct snapshot *new,
+	       int (*fn)(void *ctx, const struct snap_rec *old, const struct snap_rec *new),
+	       void *ctx)
+{
+	size_t i = 0, j = 0;
+
+	while (i < old->n || j < new->n) {
+		int c = i == old->n ? 1 : j == new->n ? -1 : strcmp(old->v[i].line, new->v[j].line);
+
+		if (c < 0 && fn(ctx, &old->v[i], NULL) < 0)
+			return -1;
+		if (c > 0 && fn(ctx, NULL, &new->v[j]) < 0)
+			return -1;
+		i += c <= 0;
+		j += c >= 0;
+	}
+	return 0;
+}
+
 static int add_tag_change(struct snap_tag_change **v, size_t *n, const struct snap_rec *o,
 			  const struct snap_rec *nw)
 {

@@ -43,6 +43,13 @@ void snap_rec_clear(struct snap_rec *r);
 /* Records in the snapshot's order (by their line, byte by byte). */
 int snap_rec_cmp(const struct snap_rec *a, const struct snap_rec *b);
 
+/* Two snapshots' records side by side (both in snapshot order): fn gets every record that is in
+ * only one of them, old (with new NULL) or new (with old NULL). A retag is a removed and an added
+ * tag line. fn returns 0 to go on, -1 to stop (returned). */
+int snap_merge(const struct snapshot *old, const struct snapshot *new,
+	       int (*fn)(void *ctx, const struct snap_rec *old, const struct snap_rec *new),
+	       void *ctx);
+
 /* What changed from one snapshot to another: tags added, removed and retagged (old and new
  * set), and blobs (layers, configs, manifests: each digest once, whatever its repositories)
  * added and removed, which is what a delta must carry. Pointers are into the two snapshots. */

@@ -79,6 +79,48 @@ int state_take(struct state *st, struct snapshot *snap, struct rp_err *err)
 	return rc;
 }
 
+int state_copy(struct state *st, const struct snapshot *snap, struct rp_err *err)
+{
+	size_t i;
+
+	for (i = 0; i < snap->n; i++) {
+		const struct snap_rec *o = &snap->v[i];
+		struct snap_rec r = *o;
+
+		r.line = strdup(o->line);
+		r.repo = strdup(o->repo);
+		r.tag = o->tag ? strdup(o->tag) : NULL;
+		r.media_type = o->media_type ? strdup(o->media_type) : NULL;
+		if (!r.line || !r.repo || (o->tag && !r.tag) || (o->media_type && !r.media_type)) {
+			snap_rec_clear(&r);
+			return rp_errf(err, "out of memory");
+		}
+		if (append(st, &r, err) < 0) {
+			snap_rec_clear(&r);
+			return -1;
+		}
+	}
+	st->sorted = 1; /* a snapshot's records are in order */
+	return 0;
+}
+
+void state_view(const struct state *st, const char *text, size_t len, struct snapshot *out)
+{
+	out->v = st->v;
+	out->n = st->n;
+	rp_sha256_buf(text, len, out->id);
+}
+
+void state_give(struct state *st, const char *text, size_t len, struct snapshot *out)
+{
+	state_view(st, text, len, out);
+	st->v = NULL;
+	st->n = st->cap = 0;
+	strmap_free(st->keys);
+	st->keys = strmap_new();
+	st->sorted = 1;
+}
+
 long state_find(const struct state *st, enum snap_kind kind, const char *repo, const char *what)
 {
 	char key[KEY_MAX];

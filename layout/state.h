@@ -21,8 +21,9 @@ struct state {
 
 int state_init(struct state *st, struct rp_err *err);
 void state_free(struct state *st);
-/* Take over the records of snap (left empty). */
+/* Take over the records of snap (left empty), or copy them. */
 int state_take(struct state *st, struct snapshot *snap, struct rp_err *err);
+int state_copy(struct state *st, const struct snapshot *snap, struct rp_err *err);
 /* Record that repo serves blob/manifest/missing hex. A record with the same kind, repo and digest
  * stays once: the one whose line sorts first, so the result does not depend on the order. */
 int state_put(struct state *st, enum snap_kind kind, const char *repo, const char *hex,
@@ -37,5 +38,10 @@ void state_remove(struct state *st, size_t i);
 int state_sort(struct state *st, struct rp_err *err);
 /* The snapshot text (sorts first); malloc'd. */
 char *state_text(struct state *st, size_t *len, struct rp_err *err);
+/* The sorted records as a snapshot of text (its id set), borrowing them: the state must not
+ * change, and out must not be freed, while out is in use. */
+void state_view(const struct state *st, const char *text, size_t len, struct snapshot *out);
+/* Hand the records over to out (which owns them then); the state is left empty. */
+void state_give(struct state *st, const char *text, size_t len, struct snapshot *out);
 
 #endif

@@ -138,20 +138,13 @@ static int load_snapshot(struct layout_tree *t, struct rp_err *err)
 				sizeof(name)), &t->snap, err);
 }
 
-int tree_set_current(struct layout_tree *t, char *text, size_t len, struct rp_err *err)
+int tree_state(struct layout_tree *t, struct rp_err *err)
 {
-	struct snapshot s;
-
-	if (snapshot_parse(text, len, "new snapshot", &s, err) < 0) {
-		free(text);
-		return -1;
-	}
-	snapshot_free(&t->snap);
-	free(t->text);
-	t->snap = s;
-	t->text = text;
-	t->text_len = len;
-	return 0;
+	if (!t->st_stale)
+		return 0;
+	t->st_stale = 0;
+	state_free(&t->st);
+	return state_init(&t->st, err) < 0 ? -1 : state_copy(&t->st, &t->snap, err);
 }
 
 int tree_open_blobs(struct layout_tree *t, int create, struct rp_err *err)
@@ -221,7 +214,6 @@ static int open_staging(struct layout_tree *t, struct rp_err *err)
 
 static int open_writer(struct layout_tree *t, struct rp_err *err)
 {
-	struct snapshot copy;
 	int r;
 
 	if (state_init(&t->st, err) < 0)
@@ -237,11 +229,7 @@ static int open_writer(struct layout_tree *t, struct rp_err *err)
 	if (load_snapshot(t, err) < 0 || recover(t, err) < 0 || tree_open_blobs(t, 0, err) < 0 ||
 	    open_staging(t, err) < 0)
 		return -1;
-	if (!t->text)
-		return 0;
-	if (snapshot_parse(t->text, t->text_len, "snapshot", &copy, err) < 0)
-		return -1;
-	return state_take(&t->st, &copy, err);
+	return t->text ? state_copy(&t->st, &t->snap, err) : 0;
 }
 
 static int open_reader(struct layout_tree *t, struct rp_err *err)

@@ -25,6 +25,7 @@ struct layout_tree {
 	struct snapshot snap;
 	/* Writers only. */
 	struct state st;	/* the state being written */
+	int st_stale;		/* the last commit took its records: rebuild from snap first */
 	int staging_open;	/* FMT_STAGING and its subdirectories exist */
 	struct fsat_dir staging, staged, scratch; /* .regpress-tmp, its blobs/ and scratch/ */
 	char *scratch_path;
@@ -40,9 +41,9 @@ struct layout_tree {
 
 /* tree.c */
 int tree_require_writer(const struct layout_tree *t, struct rp_err *err);
+/* The state ready for changes (after a commit it is made again from the published one). */
+int tree_state(struct layout_tree *t, struct rp_err *err);
 int tree_open_blobs(struct layout_tree *t, int create, struct rp_err *err);
-/* Replace the state as opened by a new snapshot text (after a commit); takes text. */
-int tree_set_current(struct layout_tree *t, char *text, size_t len, struct rp_err *err);
 /* Put staged index.json-<id> and oci-layout-<id> in place (after the publishing rename). */
 int tree_install_derived(struct layout_tree *t, const char *id, struct rp_err *err);
 

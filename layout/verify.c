@@ -408,7 +408,7 @@ static void expectations(struct vctx *v, const char *text, size_t len, const str
 	v->prefix = FMT_VIEW;
 	if (view_emit_all(text, len, s, &sink, &e) < 0 ||
 	    (v->spare && (v->prefix = FMT_SPARE, view_emit_all(text, len, s, &sink, &e) < 0)) ||
-	    view_index_json(s, NULL, &sink, &idx, &ilen, &e) < 0)
+	    view_index_json(s, NULL, &sink, NULL, &idx, &ilen, &e) < 0)
 		finding(v, VERIFY_PROBLEM, FMT_SNAPSHOT, "cannot derive the tree: %s", e.msg);
 	else
 		expect(v, FMT_INDEX, idx, ilen);

@@ -406,7 +406,7 @@ static const struct snap_rec *tagged(const struct snapshot *s, struct strmap *ma
 }
 
 int view_index_json(const struct snapshot *s, json_t *reuse, const struct view_sink *sink,
-		    char **out, size_t *len, struct rp_err *err)
+		    struct strmap *made, char **out, size_t *len, struct rp_err *err)
 {
 	struct index_entry *e = calloc(s->n + 1, sizeof(*e));
 	struct strmap *manifests = strmap_new(); /* "repo hex" -> record */
@@ -441,6 +441,12 @@ int view_index_json(const struct snapshot *s, json_t *reuse, const struct view_s
 		e[n].desc = kept ? json_incref(kept) : index_desc(sink, t, m, twins, err);
 		if (!e[n++].desc)
 			goto out;
+		if (!kept && made) {
+			const char *hex, *dg = json_string_value(json_object_get(e[n - 1].desc, "digest"));
+
+			if (dg && rp_digest_parse(dg, &hex) && strmap_put(made, hex, 1) < 0)
+				goto oom;
+		}
 	}
 	qsort(e, n, sizeof(*e), cmp_entry);
 	for (i = 0; i < n; i++)

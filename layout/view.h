@@ -57,8 +57,9 @@ int view_emit_all(const char *text, size_t len, const struct snapshot *s,
 
 /* index.json for the snapshot (malloc'd in *out). A tag found in reuse ("repo:tag" -> descriptor,
  * from an earlier index.json whose tag named the same manifest) keeps that descriptor; for the
- * others the descriptor is made, and a Docker manifest's OCI twin goes through sink->blob. */
+ * others the descriptor is made, and a Docker manifest's OCI twin goes through sink->blob; made
+ * (when not NULL) gets the digest of every descriptor made. */
 int view_index_json(const struct snapshot *s, json_t *reuse, const struct view_sink *sink,
-		    char **out, size_t *len, struct rp_err *err);
+		    struct strmap *made, char **out, size_t *len, struct rp_err *err);
 
 #endif

@@ -425,6 +425,10 @@ struct full_sink {
 	struct strmap *dirs; /* directories made so far (relative to the tree) */
 	const char *marker;  /* the snapshot: written last */
 	size_t marker_len;
+	/* The directory written into last: the view's files come grouped by directory, so most
+	 * are created relative to it, one component each. */
+	char dir_rel[4096];
+	struct fsat_dir dir;
 };
 
 static int full_file(void *ctx, const char *rel, const void *buf, size_t len, struct rp_err *err)
@@ -442,13 +446,20 @@ static int full_file(void *ctx, const char *rel, const void *buf, size_t len, st
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
 	*slash = '\0';
-	if (strmap_get(f->dirs, dir, &had) < 0) {
-		if (fsat_mkdirs(&f->t->root, dir, err) < 0)
+	if (strcmp(dir, f->dir_rel)) {
+		if (strmap_get(f->dirs, dir, &had) < 0) {
+			if (fsat_mkdirs(&f->t->root, dir, err) < 0)
+				return -1;
+			if (strmap_put(f->dirs, dir, 1) < 0)
+				return rp_errf(err, "out of memory");
+		}
+		fsat_close(&f->dir);
+		f->dir_rel[0] = '\0';
+		if (fsat_subdir(&f->t->root, dir, 0, &f->dir, err) != 0)
 			return -1;
-		if (strmap_put(f->dirs, dir, 1) < 0)
-			return rp_errf(err, "out of memory");
+		snprintf(f->dir_rel, sizeof(f->dir_rel), "%s", dir);
 	}
-	return fsat_write_new(&f->t->root, path, buf, len, err);
+	return fsat_write_new(&f->dir, path + strlen(dir) + 1, buf, len, err);
 }
 
 static int full_read(void *ctx, const char *hex, char **buf, size_t *len, struct rp_err *err)
@@ -459,7 +470,7 @@ static int full_read(void *ctx, const char *hex, char **buf, size_t *len, struct
 int spare_write_full(struct layout_tree *t, const struct snapshot *s, const char *text,
 		     size_t len, int undoable, struct rp_err *err)
 {
-	struct full_sink f = { t, strmap_new(), NULL, 0 };
+	struct full_sink f = { t, strmap_new(), NULL, 0, "", { -1, NULL } };
 	struct view_sink sink = { full_file, no_blob, full_read, &f };
 	int r, rc = -1;
 
@@ -485,6 +496,7 @@ int spare_write_full(struct layout_tree *t, const struct snapshot *s, const char
 		goto out;
 	rc = 0;
 out:
+	fsat_close(&f.dir);
 	strmap_free(f.dirs);
 	return rc;
 }
