@@ -149,17 +149,17 @@ e2e_wait_for "$E2E_WAIT_TENTHS" ctr -a "$CTR_SOCK" version || e2e_die "container
 PORT=$HAPORT URL=https://$HA e2e_hosts "$HA"
 
 # One pull, run as its own session (e2e_spawn) so the harness can stop it: pull.sh KIND NAME
-# writes its exit status to $ST/NAME when done. A pull that hangs is stopped after 300 s (124).
+# writes its exit status to $ST/NAME when done. A pull that hangs is stopped after 600 s (124).
 cat >"$W/pull.sh" <<'EOF'
 kind=$1 name=$2 rc=0
 case $kind in
 skopeo)
 	rm -rf "${PULLS:?}/$name"
-	timeout -k 5 300 skopeo copy -q --retry-times 0 --src-cert-dir "$CA_DIR" \
+	timeout -k 5 600 skopeo copy -q --retry-times 0 --src-cert-dir "$CA_DIR" \
 		"docker://$HA/$REF" "dir:$PULLS/$name" || rc=$?
 	;;
 ctr)
-	timeout -k 5 300 ctr -a "$CTR_SOCK" -n "$name" images pull --hosts-dir "$HOSTS" \
+	timeout -k 5 600 ctr -a "$CTR_SOCK" -n "$name" images pull --hosts-dir "$HOSTS" \
 		"$HA/$REF" || rc=$?
 	;;
 esac
@@ -181,7 +181,7 @@ finished() {
 # reap NAME...: wait (bounded) until they have finished, then collect their processes.
 reap() {
 	local n
-	e2e_wait_for 4000 finished "$@" || echo "# pulls still running after 400 s: stopping them"
+	e2e_wait_for 6500 finished "$@" || echo "# pulls still running after 650 s: stopping them"
 	for n in "$@"; do
 		e2e_stop "${PULL_PID[$n]}" || true
 		[ -e "$ST/$n" ] || echo hung >"$ST/$n"
@@ -239,7 +239,7 @@ for n in "${FIRST[@]}"; do
 done
 
 # In the middle: a third of all the bytes sent, replica 1 serving some of the pulls.
-read -r BOUT scur1 scur2 _ < <(hastat until 300 replicas/BACKEND/bout '>=' $((${#FIRST[@]} * TOTAL / 3)) \
+read -r BOUT scur1 scur2 _ < <(hastat until 600 replicas/BACKEND/bout '>=' $((${#FIRST[@]} * TOTAL / 3)) \
 	replicas/r1/scur '>' 0 replicas/r2/scur '>=' 0 || echo "0 0 0")
 [ "$BOUT" -gt 0 ] || e2e_log "the pulls never reached the middle with replica 1 serving"
 # Watch for replica 1 going DOWN from before the kill, so the time seen is HAProxy's.
