@@ -31,6 +31,10 @@
  *                       or /etc/regpress)
  *   -h, --help          this help
  *
+ * lighttpd's connection and fd limits come from the open files limit (RLIMIT_NOFILE): regpress
+ * raises its soft limit to min(65535, hard limit) first (as root it also tries to raise the hard
+ * limit to 65535), and serve.c's serve_limits derives the rest from that.
+ *
  * lighttpd is looked up as $REGPRESS_LIGHTTPD, then on PATH, then in /usr/sbin and /usr/local/sbin.
  */
 #include "cmd.h"
@@ -44,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,7 +77,8 @@ static const char usage_text[] =
 	"  -h, --help          show this help\n"
 	"\n"
 	"lighttpd (>= 1.4.69, mod_openssl, mod_magnet) is found as $REGPRESS_LIGHTTPD, on PATH,\n"
-	"or in /usr/sbin.\n";
+	"or in /usr/sbin. Its connection limits follow from the open files limit (ulimit -Hn,\n"
+	"LimitNOFILE=): at most 65535 fds and a quarter as many connections per worker.\n";
 
 static volatile sig_atomic_t child_pid;
 
@@ -174,6 +180,32 @@ static int run_lighttpd(const char *lighttpd, const char *conf, int log_fd, stru
 		return rp_errf(err, "lighttpd killed by signal %d", WTERMSIG(status));
 	}
 	return rp_errf(err, "lighttpd ended abnormally");
+}
+
+/* The configuration gives lighttpd max-fds = min(65535, hard RLIMIT_NOFILE) (serve_limits), so
+ * make that limit as large as this process may: as root, try to raise the hard limit to 65535
+ * (it takes CAP_SYS_RESOURCE, which containers often lack; then the hard limit stays), and raise
+ * the soft limit to max-fds, which any process may do up to its hard limit. lighttpd raises its
+ * soft limit to max-fds itself, but not under valgrind or where SELinux forbids it, and it then
+ * keeps the soft limit it inherited: 1024 under systemd. */
+static void raise_nofile(void)
+{
+	struct rlimit rl, up = { SERVE_MAX_FDS, SERVE_MAX_FDS };
+	rlim_t want;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (geteuid() == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < SERVE_MAX_FDS &&
+	    setrlimit(RLIMIT_NOFILE, &up) == 0)
+		rl = up;
+	want = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < SERVE_MAX_FDS ? rl.rlim_max
+									  : SERVE_MAX_FDS;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			fprintf(stderr, "regpress serve: warning: cannot raise the open files limit to "
+					"%lu: %s\n", (unsigned long)want, strerror(errno));
+	}
 }
 
 /* Started as root: pick the user lighttpd serves as (o->user, o->group) and check it can read
@@ -347,6 +379,9 @@ int cmd_serve(int argc, char **argv)
 		return cmd_usage_error("serve", "--group needs --user");
 	if (serve_check(&o, &err) < 0)
 		return cmd_fail("serve", &err);
+	/* Before the configuration is written: its limits follow from the result (also for
+	 * --print-config, which then shows what a run here would use). */
+	raise_nofile();
 
 	if (print || config_dir) {
 		/* A configuration for later: written as asked, for whoever runs lighttpd. */

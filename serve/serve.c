@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -357,6 +358,78 @@ int serve_check(const struct serve_opts *o, struct rp_err *err)
 	return serve_check_tls(o->cert, o->key, err);
 }
 
+/* lighttpd's connection limits. Measured with lighttpd 1.4.69 (Debian 12) and read in its source
+ * (server.c, connections.c): without server.max-fds a worker uses min(soft RLIMIT_NOFILE, 4096)
+ * descriptors and a third as many connections, and a worker that is full takes its listening
+ * socket out of its event loop until one of its connections closes; it never closes an idle one
+ * to make room. New clients then wait in the kernel's accept queue: 1365 idle connections per
+ * worker lock everyone out (341 under systemd, whose soft limit is 1024), and a connection that
+ * never sends a request holds its slot for server.max-read-idle, 60 s by default. So:
+ *
+ * - F = server.max-fds = min(65535, hard RLIMIT_NOFILE). The hard limit is what an unprivileged
+ *   lighttpd may raise its soft limit to, and lighttpd sets its limit to F itself once F is given
+ *   (cmd_serve raises the soft limit beforehand too). 1.4.69 stores F in an unsigned short, so
+ *   65535 is its largest (65536 silently becomes 4096). Giving F also rules out an fd above the
+ *   size of lighttpd's fd table, which 1.4.69 allows when F is unset and the soft limit is above
+ *   4096 (fixed upstream in 1.4.83).
+ * - C = server.max-connections = F / 4: a connection takes one descriptor, plus one shared by all
+ *   requests for the same file being sent (lighttpd's stat cache); the rest is headroom for
+ *   HTTP/2 streams and for files. lighttpd refuses more than F / 2; never fewer than 64 when F
+ *   allows. Each worker is a process with its own F and C, so W workers hold W x C connections
+ *   (the kernel spreads accepts about evenly, but C alone is what is certain). At ~48 KiB per
+ *   idle connection (measured) the worst case is about C x 48 KiB per worker.
+ * - server.listen-backlog = min(C, net.core.somaxconn): bursts of new connections wait in the
+ *   kernel rather than being refused (the kernel caps the queue at somaxconn anyway).
+ * - server.max-read-idle = 15 s (default 60): a connection must complete its TLS handshake and
+ *   its first request's headers in that time. Idle connections are not what fills the server any
+ *   more (C is large), but each stray one (a dead node, a port scan, a load balancer's TCP check)
+ *   holds its slot a quarter as long. Downloads are not affected: lighttpd does not wait to read
+ *   while it writes a response.
+ * - server.max-keep-alive-idle = 5 s between requests (the default, kept explicit).
+ * - server.max-write-idle = 120 s (default 360): a client that takes nothing for two minutes is
+ *   gone.
+ * lighttpd 1.4.69 has no per-client connection limit (mod_evasive was removed in 1.4.68, and it
+ * counted only connections that had sent a request): a proxy (examples/haproxy.cfg) or the
+ * firewall provides one. */
+void serve_limits(unsigned long nofile, unsigned long somaxconn, struct serve_limits *out)
+{
+	unsigned f = nofile > SERVE_MAX_FDS ? SERVE_MAX_FDS : (unsigned)nofile;
+	unsigned c = f / 4;
+
+	if (c < 64)
+		c = f / 2 < 64 ? f / 2 : 64;
+	out->max_fds = f;
+	out->max_conns = c;
+	out->backlog = somaxconn < c ? (unsigned)somaxconn : c;
+	out->read_idle = 15;
+	out->keep_alive_idle = 5;
+	out->write_idle = 120;
+}
+
+unsigned long serve_nofile_hard(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024; /* Linux's default; getrlimit does not fail for a valid resource */
+	if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max > ULONG_MAX)
+		return ULONG_MAX;
+	return (unsigned long)rl.rlim_max;
+}
+
+unsigned long serve_somaxconn(void)
+{
+	FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+	unsigned long n = 0;
+
+	if (f) {
+		if (fscanf(f, "%lu", &n) != 1)
+			n = 0;
+		fclose(f);
+	}
+	return n ? n : SERVE_DEFAULT_SOMAXCONN;
+}
+
 /* User and group names go into the configuration: keep them to what useradd accepts. */
 static int name_safe(const char *what, const char *s, struct rp_err *err)
 {
@@ -424,6 +497,37 @@ static char *abs_any(const char *what, const char *path, struct rp_err *err)
 		return NULL;
 	}
 	return r;
+}
+
+/* The limits block of the configuration (serve_limits says why these values). */
+static void write_limits(FILE *f, const struct serve_opts *o)
+{
+	unsigned long nofile = o->nofile ? o->nofile : serve_nofile_hard();
+	struct serve_limits l;
+	char hard[32];
+
+	serve_limits(nofile, o->somaxconn ? o->somaxconn : serve_somaxconn(), &l);
+	if (nofile == ULONG_MAX)
+		strcpy(hard, "unlimited");
+	else
+		snprintf(hard, sizeof(hard), "%lu", nofile);
+	fprintf(f,
+		"# Limits for each worker process. Unset, lighttpd would use at most 4096 fds and\n"
+		"# a third as many connections, and a full worker stops accepting: idle connections\n"
+		"# would lock every other client out. max-fds = min(65535, hard RLIMIT_NOFILE, here\n"
+		"# %s); lighttpd sets its own fd limit to it.\n"
+		"server.max-fds = %u\n"
+		"# A quarter of the fds: one per connection, one per file being sent, HTTP/2 headroom.\n"
+		"server.max-connections = %u\n"
+		"# New connections beyond that wait in the kernel (capped by net.core.somaxconn).\n"
+		"server.listen-backlog = %u\n"
+		"# The TLS handshake and the first request's headers within 15 s (default 60), 5 s\n"
+		"# between requests, and a download that makes no progress for 120 s ends.\n"
+		"server.max-read-idle = %u\n"
+		"server.max-keep-alive-idle = %u\n"
+		"server.max-write-idle = %u\n",
+		hard, l.max_fds, l.max_conns, l.backlog, l.read_idle, l.keep_alive_idle,
+		l.write_idle);
 }
 
 int serve_config(const struct serve_opts *o, const char *dir, char **out, struct rp_err *err)
@@ -507,6 +611,7 @@ int serve_config(const struct serve_opts *o, const char *dir, char **out, struct
 			"# CPU-bound, and one lighttpd process uses one core.\n"
 			"server.max-worker = %d\n",
 			o->workers);
+	write_limits(f, o);
 	fprintf(f,
 		"server.tag = \"regpress\"\n"
 		"# The tree has no symlinks (tree-format.md), so none may lead out of it.\n"

@@ -37,6 +37,10 @@ struct serve_opts {
 				 * user, when /dev/stderr can no longer be reopened, so a piped
 				 * logger copies the log to this inherited descriptor (a copy of
 				 * standard error, SERVE_LOG_FD); 0: "/dev/stderr" */
+	unsigned long nofile;	/* the hard RLIMIT_NOFILE lighttpd starts with (ULONG_MAX:
+				 * unlimited), which its connection limits come from
+				 * (serve_limits); 0: this process's */
+	unsigned long somaxconn; /* the kernel's cap on accept queues; 0: read it */
 };
 
 /* The most worker processes --workers takes, and the most the default (one per CPU) uses. */
@@ -44,6 +48,31 @@ struct serve_opts {
 #define SERVE_DEFAULT_MAX_WORKERS 8
 
 #define SERVE_LOG_FD 9 /* one digit: /bin/sh (dash) redirects only fds 0-9 */
+
+/* lighttpd's limits on connections, file descriptors and idle time, for each worker process
+ * (serve.c says how they are chosen). */
+struct serve_limits {
+	unsigned max_fds;	  /* server.max-fds */
+	unsigned max_conns;	  /* server.max-connections */
+	unsigned backlog;	  /* server.listen-backlog */
+	unsigned read_idle;	  /* server.max-read-idle, seconds */
+	unsigned keep_alive_idle; /* server.max-keep-alive-idle, seconds */
+	unsigned write_idle;	  /* server.max-write-idle, seconds */
+};
+
+/* lighttpd 1.4.69 keeps server.max-fds in an unsigned short: 65536 would silently become its
+ * default of 4096. */
+#define SERVE_MAX_FDS 65535
+/* net.core.somaxconn when /proc does not say (the kernel's default since Linux 5.4). */
+#define SERVE_DEFAULT_SOMAXCONN 4096
+
+/* The limits for a lighttpd started with hard RLIMIT_NOFILE nofile (ULONG_MAX: unlimited) on a
+ * kernel whose accept queues are capped at somaxconn. */
+void serve_limits(unsigned long nofile, unsigned long somaxconn, struct serve_limits *out);
+/* This process's hard RLIMIT_NOFILE (ULONG_MAX when unlimited). */
+unsigned long serve_nofile_hard(void);
+/* net.core.somaxconn, or SERVE_DEFAULT_SOMAXCONN when it cannot be read. */
+unsigned long serve_somaxconn(void);
 
 struct serve_listen {
 	char host[256]; /* "0.0.0.0", "::1" (no brackets), "name" */

@@ -298,6 +298,93 @@ static void test_config_text(void **state)
 	free(rtree);
 }
 
+/* lighttpd's limits from the hard RLIMIT_NOFILE (serve.c's serve_limits has the reasoning). */
+static void test_limits(void **state)
+{
+	static const struct {
+		unsigned long nofile, somaxconn;
+		unsigned fds, conns, backlog;
+	} cases[] = {
+		{ 1024, 4096, 1024, 256, 256 },		   /* a login shell's hard limit */
+		{ 20000, 4096, 20000, 5000, 4096 },	   /* a container */
+		{ 65535, 4096, 65535, 16383, 4096 },
+		{ 65536, 4096, 65535, 16383, 4096 },	   /* 65536 would wrap in lighttpd 1.4.69 */
+		{ 524288, 4096, 65535, 16383, 4096 },	   /* systemd's default hard limit */
+		{ 1048576, 4096, 65535, 16383, 4096 },	   /* docker, many distributions */
+		{ ULONG_MAX, 4096, 65535, 16383, 4096 },   /* unlimited */
+		{ 1048576, 128, 65535, 16383, 128 },	   /* an older kernel's somaxconn */
+		{ 200, 4096, 200, 64, 64 },		   /* at least 64 connections... */
+		{ 100, 4096, 100, 50, 50 },		   /* ...but never more than lighttpd's fds/2 */
+	};
+	struct serve_limits l;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		serve_limits(cases[i].nofile, cases[i].somaxconn, &l);
+		if (l.max_fds != cases[i].fds || l.max_conns != cases[i].conns ||
+		    l.backlog != cases[i].backlog)
+			fail_msg("nofile %lu somaxconn %lu: fds %u conns %u backlog %u, want %u %u %u",
+				 cases[i].nofile, cases[i].somaxconn, l.max_fds, l.max_conns, l.backlog,
+				 cases[i].fds, cases[i].conns, cases[i].backlog);
+		assert_true(l.max_conns <= l.max_fds / 2); /* lighttpd lowers anything above */
+		assert_int_equal(l.read_idle, 15);
+		assert_int_equal(l.keep_alive_idle, 5);
+		assert_int_equal(l.write_idle, 120);
+	}
+	assert_true(serve_nofile_hard() >= 1);
+	assert_true(serve_somaxconn() >= 1);
+}
+
+/* The limits in the configuration, for a given fd limit and for this process's. */
+static void test_config_limits(void **state)
+{
+	struct fixture *fx = *state;
+	struct serve_opts o = { .tree = fx->tree, .cert = fx->cert, .key = fx->key, .workers = 4 };
+	struct serve_limits l;
+	struct rp_err err;
+	char *conf = NULL, line[128];
+
+	o.nofile = 1024;
+	o.somaxconn = 4096;
+	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), 0);
+	assert_contains(conf, "server.max-worker = 4\n");
+	assert_contains(conf, "here\n# 1024)");
+	assert_contains(conf, "server.max-fds = 1024\n");
+	assert_contains(conf, "server.max-connections = 256\n");
+	assert_contains(conf, "server.listen-backlog = 256\n");
+	assert_contains(conf, "server.max-read-idle = 15\n");
+	assert_contains(conf, "server.max-keep-alive-idle = 5\n");
+	assert_contains(conf, "server.max-write-idle = 120\n");
+	free(conf);
+
+	o.nofile = 1048576;
+	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), 0);
+	assert_contains(conf, "server.max-fds = 65535\n");
+	assert_contains(conf, "server.max-connections = 16383\n");
+	assert_contains(conf, "server.listen-backlog = 4096\n");
+	free(conf);
+
+	o.nofile = ULONG_MAX;
+	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), 0);
+	assert_contains(conf, "here\n# unlimited)");
+	assert_contains(conf, "server.max-fds = 65535\n");
+	free(conf);
+
+	/* Unset: this process's hard limit and the kernel's somaxconn. */
+	o.nofile = 0;
+	o.somaxconn = 0;
+	serve_limits(serve_nofile_hard(), serve_somaxconn(), &l);
+	assert_int_equal(serve_config(&o, "/etc/regpress", &conf, &err), 0);
+	snprintf(line, sizeof(line), "server.max-fds = %u\n", l.max_fds);
+	assert_contains(conf, line);
+	snprintf(line, sizeof(line), "server.max-connections = %u\n", l.max_conns);
+	assert_contains(conf, line);
+	snprintf(line, sizeof(line), "server.listen-backlog = %u\n", l.backlog);
+	assert_contains(conf, line);
+	free(conf);
+}
+
 /* --htpasswd, --client-ca, --user, and the log descriptor for "-" after switching user. */
 static void test_config_access(void **state)
 {
@@ -501,6 +588,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_check_tls, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_bad, setup, teardown),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test_setup_teardown(test_config_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_config_access, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_check_access, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_dir, setup, teardown),
