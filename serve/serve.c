@@ -17,6 +17,7 @@
 #include <openssl/x509.h>
 
 #include "fsutil.h"
+#include "tree.h"
 
 extern const unsigned char serve_lua_script[];
 extern const unsigned long serve_lua_script_len;
@@ -95,51 +96,20 @@ int serve_parse_listen(const char *s, struct serve_listen *out, struct rp_err *e
 	return 0;
 }
 
-static int is_dir(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-static int is_file(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
 int serve_check_tree(const char *tree, struct rp_err *err)
 {
-	char *snap = rp_join(tree, "registry/snapshot");
-	char *cat = rp_join(tree, "registry/catalog.json");
-	char *blobs = rp_join(tree, "blobs/sha256");
+	struct layout_tree *t;
 	struct stat st;
-	int ret = -1;
 
-	if (!snap || !cat || !blobs) {
-		rp_errf(err, "out of memory");
-		goto out;
-	}
-	if (stat(tree, &st) < 0) {
-		rp_errno(err, "tree %s", tree);
-		goto out;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		rp_errf(err, "tree %s: not a directory", tree);
-		goto out;
-	}
-	if ((!is_file(snap) && !is_file(cat)) || !is_dir(blobs)) {
-		rp_errf(err, "%s: not a regpress tree (no registry/catalog.json or blobs/sha256; "
-			     "build one with 'regpress build')", tree);
-		goto out;
-	}
-	ret = 0;
-out:
-	free(snap);
-	free(cat);
-	free(blobs);
-	return ret;
+	if (stat(tree, &st) < 0)
+		return rp_errno(err, "tree %s", tree);
+	if (!S_ISDIR(st.st_mode))
+		return rp_errf(err, "tree %s: not a directory", tree);
+	/* Through the tree handle: the snapshot must parse, and nothing on the way is a symlink. */
+	if (layout_open(tree, LAYOUT_READ, &t, err) < 0)
+		return rp_err_prefix(err, "cannot serve it (build a tree with 'regpress build')");
+	layout_close(t);
+	return 0;
 }
 
 /* The first OpenSSL error as text, so a bad file gives a reason rather than "failed". */

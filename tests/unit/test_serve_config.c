@@ -108,6 +108,7 @@ static int setup(void **state)
 	p = rp_join(fx->tree, "registry");
 	assert_int_equal(rp_mkdirs(p, &err), 0);
 	touch(p, "catalog.json", "{\"repositories\":[]}");
+	touch(p, "snapshot", "regpress-snapshot 1\n"); /* an empty tree */
 	free(p);
 	pk = new_key();
 	other = new_key();
