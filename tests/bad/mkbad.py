@@ -502,6 +502,20 @@ def compression_cases(c, app):
                                                   mtime=0))
 
 
+def message_cases(c, app):
+    """Names that would drive a terminal or misread: C1 controls in both encodings, invalid
+    UTF-8 (overlong ESC, overlong CSI), a right-to-left override (issue 17, 6). Each name appears
+    twice, so the message quotes it."""
+    for case, name in [("entry-c1-raw", b"evil\x9b2J.tar"),
+                       ("entry-c1-utf8", b"evil\xc2\x9b2J.tar"),
+                       ("entry-invalid-utf8", b"bad\xff\xfe\xc0\x9b\xe0\x82\x9b.tar"),
+                       ("entry-bidi-override", "evil\u202eraj.tar".encode())]:
+        c.raw(case + ".tar", with_tail(app, gnu_member(name, b"x"), gnu_member(name, b"y")))
+    img = json.loads(get(app, "manifest.json").data)[0]
+    c.tar("name-c1-utf8", replace(app, "manifest.json", json.dumps(
+        [dict(img, RepoTags=["app\u009b[31m:1"])]).encode()))
+
+
 def with_manifest_bytes(oci, index, data, real=None):
     """index.json names a manifest blob holding data (real, if given, replaces data)."""
     data = real if real is not None else data
@@ -565,6 +579,7 @@ def main():
     sparse_cases(c, app)
     name_cases(c, app)
     compression_cases(c, app)
+    message_cases(c, app)
     bomb(c, app, mib)
 
 
