@@ -41,7 +41,10 @@ const struct src_format *src_detect(const struct ar_index *idx, struct rp_err *e
 			best = formats[i];
 		}
 	}
-	if (!best)
+	if (!best && idx->is_dir)
+		rp_errf(err, "'%s': a directory, but not an OCI layout (files oci-layout and index.json) "
+			"nor an unpacked docker save (a file manifest.json)", idx->display);
+	else if (!best)
 		rp_errf(err, "'%s': unrecognized input format (neither manifest.json nor an OCI "
 			"index.json: not a docker save, OCI archive or OCI layout)", idx->display);
 	return best;

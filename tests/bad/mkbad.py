@@ -181,6 +181,8 @@ class Corpus:
             os.makedirs(os.path.dirname(p), exist_ok=True)
             if m.kind == "sym":
                 os.symlink(m.link, p)
+            elif m.kind == "fifo":
+                os.mkfifo(p)
             else:
                 with open(p, "wb") as f:
                     f.write(m.data)
@@ -404,6 +406,10 @@ def oci_cases(c, oci):
     # a directory layout whose blob is a symlink out of the layout
     evil = without(oci, lname) + [Member(lname, kind="sym", link="/etc/passwd")]
     c.directory("oci-dir-blob-symlink-outside", evil)
+    # FIFOs in a layout directory: nothing may open them (an open would wait for a writer)
+    c.directory("oci-dir-blob-fifo", without(oci, lname) + [Member(lname, kind="fifo")])
+    c.directory("oci-dir-index-fifo", without(oci, "index.json") + [Member("index.json",
+                                                                           kind="fifo")])
     c.tar("oci-blob-symlink-outside",
           without(oci, lname) + [Member(lname, kind="sym", link="../../../etc/passwd")])
     # an index whose only child descriptor is malformed

@@ -186,6 +186,49 @@ else
 	check "the sparse image and its plain build" false
 fi
 
+# Streams and special files as inputs (issue 17): a pipe (<(...)), a named FIFO (written later:
+# the build waits for its writer, as cat would) and '-' are spooled like standard input and give
+# the tree the file gives; a device, a stream of zeros and a directory that is no layout fail with
+# one line naming the problem and leave the tree as it was.
+same_tree_as_file() { # INPUT: builds the tree app.tar builds
+	rm -rf "$W/st-file" "$W/st-stream"
+	"$REGPRESS" build -q --progress=none -o "$W/st-file" "$FX/app.tar"
+	"$REGPRESS" build -q --progress=none -o "$W/st-stream" "$1"
+	diff <("$REGPRESS" snapshot "$W/st-file" 2>/dev/null) <("$REGPRESS" snapshot "$W/st-stream" 2>/dev/null)
+}
+from_procsub() { same_tree_as_file <(cat "$FX/app.tar"); }
+from_procsub_gzip() { same_tree_as_file <(gzip -c "$FX/app.tar"); }
+from_fifo() {
+	rm -f "$W/fifo"
+	mkfifo "$W/fifo"
+	(sleep 1 && cat "$FX/app.tar" >"$W/fifo") &
+	same_tree_as_file "$W/fifo"
+	wait
+}
+from_stdin() { same_tree_as_file - <"$FX/app.tar"; }
+special_fails() { # MESSAGE INPUT: exit 1, one line naming INPUT and saying MESSAGE, tree unchanged
+	local rc=0
+	"$REGPRESS" build -q --progress=none -o "$TREE" "$2" >"$W/out" 2>"$W/err" || rc=$?
+	echo "exit $rc, stderr:"
+	cat "$W/err"
+	[ "$rc" -eq 1 ] || return 1
+	[ "$(wc -l <"$W/err")" -eq 1 ] || { echo "expected one line"; return 1; }
+	grep -qF -- "'$2': $1" "$W/err" || { echo "the message does not say '$2': $1"; return 1; }
+	e2e_tree_state "$TREE" | diff "$W/state.before" - || { echo "the tree changed"; return 1; }
+}
+zeros_stream_fails() { special_fails "empty archive (it starts with a block of zeros)" <(cat /dev/zero); }
+mkdir -p "$W/not-a-layout/sub" "$W/empty-dir"
+echo text >"$W/not-a-layout/sub/file"
+check "a process substitution <(cat app.tar) builds app.tar's tree" from_procsub
+check "a process substitution of a .tar.gz builds app.tar's tree" from_procsub_gzip
+check "a named FIFO, written to after the build starts, builds app.tar's tree" from_fifo
+check "'-' builds app.tar's tree" from_stdin
+check "/dev/zero: a character device" special_fails "a character device, not a tar archive" /dev/zero
+check "<(cat /dev/zero): an empty archive, not a full disk" zeros_stream_fails
+check "a directory that is no layout" special_fails "a directory, but not an OCI layout" \
+	"$W/not-a-layout"
+check "an empty directory" special_fails "empty directory, not an OCI layout" "$W/empty-dir"
+
 check "after all bad inputs: same snapshot" bash -c 'diff "$1" <("$2" snapshot "$3" 2>/dev/null)' \
 	_ "$W/snapshot.before" "$REGPRESS" "$TREE"
 check "after all bad inputs: a good input still builds" \
