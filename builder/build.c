@@ -215,6 +215,10 @@ static int name_content(struct builder *b, const struct ar_index *idx, const cha
 
 	if (resolve_ref(b, idx, what, name, ref, err) < 0)
 		return -1;
+	/* A name with a digest (app@sha256:..., app:1@sha256:...) says which manifest it names. */
+	if (ref->digest[0] && strcmp(ref->digest + 7, hex))
+		return rp_errf(err, "'%s': %s: '%s' names manifest %s, but the image's manifest is "
+			       "sha256:%s", idx->display, what, name, ref->digest, hex);
 	if (!ref->tag[0]) {
 		snprintf(key, sizeof(key), "%s@sha256:%s", ref->repo, hex);
 		json_array_append_new(b->untagged, json_string(key));

@@ -522,6 +522,19 @@ def message_cases(c, app):
         [dict(img, RepoTags=["app\u009b[31m:1"])]).encode()))
 
 
+def digest_cases(c, app, oci):
+    """A digest in a name must be the digest of what it names (issue 17, 8)."""
+    img = json.loads(get(app, "manifest.json").data)[0]
+    for case, tag in [("repotags-digest", "app@sha256:" + "a" * 64),
+                      ("repotags-tag-digest", "app:1@sha256:" + "b" * 64)]:
+        c.tar(case, replace(app, "manifest.json", json.dumps(
+            [dict(img, RepoTags=[tag])]).encode()))
+    index = json.loads(get(oci, "index.json").data)
+    index["manifests"][0]["annotations"] = {
+        "io.containerd.image.name": "docker.io/library/app@sha256:" + "c" * 64}
+    c.tar("oci-name-digest-mismatch", replace(oci, "index.json", json.dumps(index).encode()))
+
+
 def with_manifest_bytes(oci, index, data, real=None):
     """index.json names a manifest blob holding data (real, if given, replaces data)."""
     data = real if real is not None else data
@@ -586,6 +599,7 @@ def main():
     name_cases(c, app)
     compression_cases(c, app)
     message_cases(c, app)
+    digest_cases(c, app, oci)
     bomb(c, app, mib)
 
 

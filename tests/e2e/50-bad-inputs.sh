@@ -229,6 +229,30 @@ check "a directory that is no layout" special_fails "a directory, but not an OCI
 	"$W/not-a-layout"
 check "an empty directory" special_fails "empty directory, not an OCI layout" "$W/empty-dir"
 
+# A digest in a name must be the digest of what it names (issue 17; the corpus has the mismatches):
+# an OCI archive whose image is named docker.io/library/app@<its own digest> keeps it by digest.
+named_by_own_digest() {
+	python3 - "$W/app-oci.tar" "$W/by-digest.tar" <<-'PY'
+	import io, json, sys, tarfile
+	src, out = tarfile.open(sys.argv[1]), tarfile.open(sys.argv[2], "w")
+	for m in src.getmembers():
+	    data = src.extractfile(m).read() if m.isfile() else None
+	    if m.name == "index.json":
+	        ix = json.loads(data)
+	        d = ix["manifests"][0]
+	        d["annotations"] = {"io.containerd.image.name": "docker.io/library/app@" + d["digest"]}
+	        data = json.dumps(ix).encode()
+	        m.size = len(data)
+	    out.addfile(m, io.BytesIO(data) if data is not None else None)
+	out.close()
+	PY
+	rm -rf "$W/by-digest-tree"
+	"$REGPRESS" build --progress=none -o "$W/by-digest-tree" "$W/by-digest.tar" >"$W/out"
+	cat "$W/out"
+	grep -q '^untagged library/app@sha256:' "$W/out"
+}
+check "a name with the image's own digest keeps it by that digest" named_by_own_digest
+
 check "after all bad inputs: same snapshot" bash -c 'diff "$1" <("$2" snapshot "$3" 2>/dev/null)' \
 	_ "$W/snapshot.before" "$REGPRESS" "$TREE"
 check "after all bad inputs: a good input still builds" \
