@@ -535,6 +535,24 @@ def digest_cases(c, app, oci):
     c.tar("oci-name-digest-mismatch", replace(oci, "index.json", json.dumps(index).encode()))
 
 
+def tree_cases(c, oci):
+    """A regpress tree as input (issue 17, 9): read by its registry/snapshot, which is checked."""
+    mhex = json.loads(get(oci, "index.json").data)["manifests"][0]["digest"][7:]
+    msize = len(get(oci, "blobs/sha256/" + mhex).data)
+    mt = "application/vnd.oci.image.manifest.v1+json"
+
+    def tree(snapshot):
+        return oci + [Member("registry", kind="dir"), Member("registry/snapshot", snapshot)]
+
+    c.tar("tree-snapshot-not-snapshot", tree(b"this is not a snapshot\n"))
+    c.tar("tree-snapshot-tag-astray", tree((
+        "regpress-snapshot 1\nmanifest library/app sha256:%s %d %s\n"
+        "tag library/app 1 sha256:%s\n" % (mhex, msize, mt, "e" * 64)).encode()))
+    c.tar("tree-snapshot-size-wrong", tree((
+        "regpress-snapshot 1\nmanifest library/app sha256:%s %d %s\n"
+        "tag library/app 1 sha256:%s\n" % (mhex, msize + 1, mt, mhex)).encode()))
+
+
 def with_manifest_bytes(oci, index, data, real=None):
     """index.json names a manifest blob holding data (real, if given, replaces data)."""
     data = real if real is not None else data
@@ -600,6 +618,7 @@ def main():
     compression_cases(c, app)
     message_cases(c, app)
     digest_cases(c, app, oci)
+    tree_cases(c, oci)
     bomb(c, app, mib)
 
 

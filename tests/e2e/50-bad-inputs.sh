@@ -253,6 +253,95 @@ named_by_own_digest() {
 }
 check "a name with the image's own digest keeps it by that digest" named_by_own_digest
 
+# A regpress tree as input (issue 17): its index.json lists the OCI twin of each Docker manifest,
+# so reading it as a plain OCI layout moved every Docker tag to its twin. Built from the tree (a
+# directory or a tar of it), a new tree has the old one's snapshot: the same tags, manifests,
+# digests, untagged manifests and indexes with missing children. The tree as its own output is
+# refused: it is locked and changing under the build.
+mk_index_input() { # OUT: app-oci.tar's image as the one present child of a two-platform index
+	python3 - "$W/app-oci.tar" "$1" <<-'PY'
+	import hashlib, io, json, sys, tarfile
+	src, out = tarfile.open(sys.argv[1]), tarfile.open(sys.argv[2], "w")
+	members = [(m, src.extractfile(m).read() if m.isfile() else None) for m in src.getmembers()]
+	desc = dict(json.loads(dict((m.name, d) for m, d in members)["index.json"])["manifests"][0])
+	desc.pop("annotations", None)
+	desc["platform"] = {"architecture": "amd64", "os": "linux"}
+	gone = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + "d" * 64,
+	        "size": 500, "platform": {"architecture": "arm64", "os": "linux"}}
+	index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+	                    "manifests": [desc, gone]}, separators=(",", ":")).encode()
+	top = json.dumps({"schemaVersion": 2, "manifests": [{
+	    "mediaType": "application/vnd.oci.image.index.v1+json",
+	    "digest": "sha256:" + hashlib.sha256(index).hexdigest(), "size": len(index),
+	    "annotations": {"org.opencontainers.image.ref.name": "multi:1"}}]}).encode()
+	for m, d in members:
+	    if m.name == "index.json":
+	        d = top
+	        m.size = len(d)
+	    out.addfile(m, io.BytesIO(d) if d is not None else None)
+	ti = tarfile.TarInfo("blobs/sha256/" + hashlib.sha256(index).hexdigest())
+	ti.size = len(index)
+	out.addfile(ti, io.BytesIO(index))
+	out.close()
+	PY
+}
+OLD=$W/old-tree
+mk_old_tree() {
+	mk_index_input "$W/index.tar" &&
+		"$REGPRESS" build -q --progress=none -o "$OLD" "$FX/base.tar" "$FX/multi.tar" "$FX/app.tar" \
+			"$W/app-oci.tar" "$W/index.tar" &&
+		"$REGPRESS" build -q --progress=none -o "$OLD" --untagged-repo keep/untagged \
+			"$BAD/repotags-null.tar" &&
+		"$REGPRESS" snapshot "$OLD" >"$W/old.snap" 2>/dev/null
+}
+tree_from_tree() { # INPUT NEW [OPTIONS]: NEW, built from INPUT, has OLD's snapshot and verifies
+	local input=$1 new=$2
+	shift 2
+	rm -rf "$new"
+	"$REGPRESS" build -q --progress=none -o "$new" "$@" "$input" || return 1
+	diff "$W/old.snap" <("$REGPRESS" snapshot "$new" 2>/dev/null) || return 1
+	"$REGPRESS" verify --progress=none "$new" >/dev/null
+}
+tree_from_tar() { tar -C "$OLD" -cf "$W/old-tree.tar" . && tree_from_tree "$W/old-tree.tar" "$W/new-tar"; }
+# uncompressed layers in a tree are what it serves: kept, not compressed again
+tree_uncompressed() {
+	rm -rf "$W/old-none" "$W/new-none"
+	"$REGPRESS" build -q --progress=none --compression none -o "$W/old-none" "$FX/app.tar" &&
+		"$REGPRESS" build -q --progress=none -o "$W/new-none" "$W/old-none" &&
+		diff <("$REGPRESS" snapshot "$W/old-none" 2>/dev/null) \
+			<("$REGPRESS" snapshot "$W/new-none" 2>/dev/null)
+}
+tree_into_itself() {
+	local rc=0
+	e2e_tree_state "$OLD" >"$W/old.state"
+	"$REGPRESS" build -q --progress=none -o "$OLD" "$OLD" 2>"$W/err" || rc=$?
+	cat "$W/err"
+	[ "$rc" -eq 1 ] && [ "$(wc -l <"$W/err")" -eq 1 ] &&
+		grep -qF "'$OLD': is the output tree itself" "$W/err" || return 1
+	e2e_tree_state "$OLD" | diff "$W/old.state" -
+}
+tree_blob_flipped() { # a blob of the input tree changed: refused, naming it
+	local rc=0 blob
+	rm -rf "$W/flipped" && cp -a "$OLD" "$W/flipped"
+	blob=$(grep '^blob library/base .*rootfs.diff.tar.gzip$' "$W/old.snap" | cut -d' ' -f3)
+	blob=$W/flipped/blobs/sha256/${blob#sha256:}
+	printf 'X' | dd of="$blob" bs=1 seek=20 conv=notrunc 2>/dev/null
+	"$REGPRESS" build -q --progress=none -o "$W/from-flipped" "$W/flipped" 2>"$W/err" || rc=$?
+	cat "$W/err"
+	[ "$rc" -eq 1 ] && grep -q "has digest sha256:" "$W/err" && [ ! -e "$W/from-flipped" ]
+}
+if mk_old_tree; then
+	check "a tree built from a tree has its snapshot" tree_from_tree "$OLD" "$W/new-tree"
+	check "... from a tar of the tree" tree_from_tar
+	check "... with --compression zstd (kept blobs are never recompressed)" \
+		tree_from_tree "$OLD" "$W/new-tree-zstd" --compression zstd
+	check "... of uncompressed layers (--compression none): kept as they are" tree_uncompressed
+	check "a tree as its own input (-o T T) is refused and unchanged" tree_into_itself
+	check "a tree whose blob changed is refused as input" tree_blob_flipped
+else
+	check "building the old tree for the tree-as-input checks" false
+fi
+
 check "after all bad inputs: same snapshot" bash -c 'diff "$1" <("$2" snapshot "$3" 2>/dev/null)' \
 	_ "$W/snapshot.before" "$REGPRESS" "$TREE"
 check "after all bad inputs: a good input still builds" \
