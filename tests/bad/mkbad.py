@@ -8,9 +8,11 @@ usage: mkbad.py OUTDIR APP.tar OCI.tar [BOMB_MIB]
   OCI.tar   an oci-archive written by `skopeo copy ... oci-archive:` (gzip layers)
   BOMB_MIB  size of the zero-filled layer in the gzip bomb, in MiB (default 10240 = 10 GiB)
 
-Each case becomes OUTDIR/<case>.tar (or .tar.gz, or a directory for OCI layout directories); the
-expected outcome of each is in tests/bad/cases.txt, which names every case this script writes.
-Nothing here is random: the same inputs give the same corpus.
+Each case becomes OUTDIR/<case>.tar (or .tar.gz, another compression's suffix, or a directory for
+OCI layout directories); the expected outcome of each is in tests/bad/cases.txt, which names every
+case this script writes. Nothing here is random: the same inputs give the same corpus. The cases
+of issue 17 (sparse entries, names, compressions, messages, digests in names, trees as input) have
+tar members written by hand where python's tarfile cannot write them.
 """
 import bz2
 import gzip
