@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "digest.h"
@@ -158,7 +159,9 @@ static int resolve_ref(struct builder *b, const struct ar_index *idx, const char
 	if (name[0] == ':')
 		return rp_errf(err, "'%s': %s is named only by the tag '%s'; name it with --tag "
 			       "NAME:TAG", idx->display, what, name + 1);
-	if (layout_ref_parse(name, ref, err) < 0)
+	/* "=": a regpress tree's own name for its repository (source.h) */
+	if ((name[0] == '=' ? src_tree_ref_parse(name + 1, ref, err)
+			    : layout_ref_parse(name, ref, err)) < 0)
 		return rp_err_prefix(err, "'%s': %s", idx->display, what);
 	if (!ref->tag[0] && !ref->digest[0])
 		strcpy(ref->tag, "latest");
@@ -215,6 +218,10 @@ static int name_content(struct builder *b, const struct ar_index *idx, const cha
 
 	if (resolve_ref(b, idx, what, name, ref, err) < 0)
 		return -1;
+	/* A name with a digest (app@sha256:..., app:1@sha256:...) says which manifest it names. */
+	if (ref->digest[0] && strcmp(ref->digest + 7, hex))
+		return rp_errf(err, "'%s': %s: '%s' names manifest %s, but the image's manifest is "
+			       "sha256:%s", idx->display, what, name, ref->digest, hex);
 	if (!ref->tag[0]) {
 		snprintf(key, sizeof(key), "%s@sha256:%s", ref->repo, hex);
 		json_array_append_new(b->untagged, json_string(key));
@@ -582,8 +589,10 @@ static int walk_image(struct input *in, size_t n, struct rp_err *err)
 	}
 	/* Uncompressed layers (Docker >= 25 graphdriver saves, some OCI layouts) are not what a
 	 * registry serves: rebuild such images like docker-archive ones. Compressed ones are the
-	 * registry's own blobs: keep them, and the manifest, byte for byte. */
-	in->nodes[n].rebuild = uncompressed > 0 && uncompressed == json_array_size(layers);
+	 * registry's own blobs: keep them, and the manifest, byte for byte; and all of a regpress
+	 * tree's, which it serves whatever their layers. */
+	in->nodes[n].rebuild = !in->fmt->registry_only && uncompressed > 0 &&
+			       uncompressed == json_array_size(layers);
 	if (in->nodes[n].rebuild) {
 		struct src_image *img = &in->nodes[n].img;
 		json_t *config, *ids, *id;
@@ -1141,6 +1150,14 @@ static void input_clear(struct input *in)
 	ar_index_free(in->idx);
 }
 
+static int same_file(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
 int builder_add(struct builder *b, const char *path, const char *display, struct rp_err *err)
 {
 	struct input in;
@@ -1149,6 +1166,11 @@ int builder_add(struct builder *b, const char *path, const char *display, struct
 
 	memset(&in, 0, sizeof(in));
 	in.b = b;
+	/* The output as its own input: it is locked, and changing under this build, and what it
+	 * holds is in it already. */
+	if (same_file(path, layout_path(b->tree)))
+		return rp_errf(err, "'%s': is the output tree itself (-o); build from a copy of it, or "
+			       "into another tree", display);
 	if (ar_index_read(path, display, src_keep, &in.idx, err) < 0)
 		return -1;
 	in.fmt = src_detect(in.idx, err);

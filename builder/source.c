@@ -7,6 +7,7 @@
 static const struct src_format *const formats[] = {
 	&src_docker_archive,
 	&src_oci_layout,
+	&src_regpress_tree,
 };
 
 int src_keep(const char *name, int64_t size)
@@ -16,7 +17,8 @@ int src_keep(const char *name, int64_t size)
 
 	base = base ? base + 1 : name;
 	if (!strcmp(name, "manifest.json") || !strcmp(name, "index.json") ||
-	    !strcmp(name, "oci-layout") || !strcmp(name, "repositories"))
+	    !strcmp(name, "oci-layout") || !strcmp(name, "repositories") ||
+	    !strcmp(name, "registry/snapshot"))
 		return AR_KEEP_MUST;
 	/* Configs (legacy <hex>.json) and, in OCI layouts, manifests and configs among the blobs:
 	 * kept while small and under the cap; anything else needed is loaded by one more pass. */
@@ -41,7 +43,10 @@ const struct src_format *src_detect(const struct ar_index *idx, struct rp_err *e
 			best = formats[i];
 		}
 	}
-	if (!best)
+	if (!best && idx->is_dir)
+		rp_errf(err, "'%s': a directory, but not an OCI layout (files oci-layout and index.json) "
+			"nor an unpacked docker save (a file manifest.json)", idx->display);
+	else if (!best)
 		rp_errf(err, "'%s': unrecognized input format (neither manifest.json nor an OCI "
 			"index.json: not a docker save, OCI archive or OCI layout)", idx->display);
 	return best;

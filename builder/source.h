@@ -10,6 +10,7 @@
 
 #include "digest.h"
 #include "err.h"
+#include "names.h"
 #include "tarball.h"
 
 struct src_image {
@@ -50,6 +51,9 @@ struct src_format {
 	int (*read)(struct ar_index *idx, struct src_images *out, struct rp_err *err);
 	/* The entry holding blob hex, for formats with roots; NULL if absent. */
 	const struct ar_entry *(*blob)(const struct ar_index *idx, const char *hex);
+	/* 1: every manifest is one a registry serves already (a regpress tree): kept byte for
+	 * byte, never rebuilt, even with uncompressed layers. */
+	int registry_only;
 };
 
 /* The metadata files worth keeping in memory during the index pass, for every format. */
@@ -73,6 +77,11 @@ enum src_desc_fault {
  * is SRC_DESC_OK or SRC_DESC_NO_MEDIA_TYPE; out is zeroed otherwise). Callers word the message. */
 enum src_desc_fault src_desc_parse(json_t *d, struct src_desc *out);
 
+/* A reference as a regpress tree names it, "REPO:TAG" or "REPO@sha256:HEX" with REPO the tree's
+ * own repository (taken as it is: "pause" stays "pause", where a reference would mean
+ * "library/pause"). Roots of src_regpress_tree carry such references behind a "=". */
+int src_tree_ref_parse(const char *s, struct rp_ref *ref, struct rp_err *err);
+
 /* Helpers shared by the formats. */
 int src_add_ref(char ***refs, size_t *n, const char *ref, struct rp_err *err);
 /* Parse manifest.json (docker save) into images to rebuild. */
@@ -80,5 +89,6 @@ int src_docker_manifest(struct ar_index *idx, struct src_images *out, struct rp_
 
 extern const struct src_format src_docker_archive;
 extern const struct src_format src_oci_layout;
+extern const struct src_format src_regpress_tree;
 
 #endif

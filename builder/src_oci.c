@@ -12,6 +12,7 @@
 
 #include "digest.h"
 #include "names.h"
+#include "snapshot.h"
 #include "source.h"
 
 #define MAX_ROOTS 100000
@@ -240,4 +241,218 @@ const struct src_format src_oci_layout = {
 	.bid = oci_bid,
 	.read = oci_read,
 	.blob = oci_blob,
+};
+
+/* ---- a regpress tree as input (docs/tree-format.md) ----
+ *
+ * Its root is an OCI layout, but its index.json lists the OCI twin of every Docker manifest (OCI
+ * tools skip Docker media types): read as a layout, each Docker tag would move to the twin and the
+ * original digest would be lost. registry/snapshot says what the tree serves instead: each of its
+ * manifests is a root, named by its tags, or by its digest when it has none and no index of its
+ * repository reaches it; all kept byte for byte (registry_only). Building a new tree from an old
+ * one so gives the old tree's snapshot. */
+
+static int tree_bid(const struct ar_index *idx)
+{
+	const struct ar_entry *s = ar_find(idx, "registry/snapshot");
+
+	return s && s->type == AR_FILE && oci_bid(idx) ? 30 : 0;
+}
+
+int src_tree_ref_parse(const char *s, struct rp_ref *ref, struct rp_err *err)
+{
+	const char *at = strchr(s, '@'), *colon = strrchr(s, ':');
+	size_t len;
+
+	memset(ref, 0, sizeof(*ref));
+	if (at && rp_digest_parse(at + 1, NULL)) {
+		snprintf(ref->digest, sizeof(ref->digest), "%s", at + 1);
+		len = (size_t)(at - s);
+	} else if (!at && colon && !strchr(colon, '/') && layout_tag_valid(colon + 1)) {
+		snprintf(ref->tag, sizeof(ref->tag), "%s", colon + 1);
+		len = (size_t)(colon - s);
+	} else {
+		return rp_errf(err, "invalid reference '%.300s' in a regpress tree", s);
+	}
+	if (len > RP_REPO_MAX)
+		return rp_errf(err, "invalid reference '%.300s' in a regpress tree", s);
+	memcpy(ref->repo, s, len);
+	ref->repo[len] = '\0';
+	if (!layout_repo_valid(ref->repo))
+		return rp_errf(err, "invalid reference '%.300s' in a regpress tree", s);
+	return 0;
+}
+
+static int is_index_type(const char *mt)
+{
+	return !strcmp(mt, "application/vnd.oci.image.index.v1+json") ||
+	       !strcmp(mt, "application/vnd.docker.distribution.manifest.list.v2+json");
+}
+
+static void repo_key(char *key, size_t size, const char *repo, const char *hex)
+{
+	snprintf(key, size, "%s %s", repo, hex);
+}
+
+/* Mark "repo hex" of every manifest an index of the same repository names: those are reached
+ * through the index and are roots only if tagged. The indexes are loaded in one pass. */
+static int tree_children(struct ar_index *idx, const struct snapshot *s, json_t *children,
+			 struct rp_err *err)
+{
+	const struct ar_entry **want = calloc(s->n + 1, sizeof(*want));
+	const struct snap_rec **rec = calloc(s->n + 1, sizeof(*rec));
+	size_t i, n = 0;
+	int rc = -1;
+
+	if (!want || !rec) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < s->n; i++) {
+		const struct ar_entry *e = s->v[i].kind == SNAP_MANIFEST &&
+					   is_index_type(s->v[i].media_type)
+					   ? oci_blob(idx, s->v[i].hex) : NULL;
+
+		if (e && e->size <= (4 << 20)) { /* larger: the build refuses it */
+			rec[n] = &s->v[i];
+			want[n++] = e;
+		}
+	}
+	if (ar_load(idx, want, n, err) < 0)
+		goto out;
+	for (i = 0; i < n; i++) {
+		json_t *m = json_loadb((const char *)want[i]->data, want[i]->data_len, 0, NULL), *d;
+		size_t k;
+
+		json_array_foreach(json_object_get(m, "manifests"), k, d) {
+			const char *dg = json_string_value(json_object_get(d, "digest")), *h;
+			char key[RP_REPO_MAX + RP_HEX_LEN + 2];
+
+			if (dg && rp_digest_parse(dg, &h)) {
+				repo_key(key, sizeof(key), rec[i]->repo, h);
+				json_object_set_new(children, key, json_true());
+			}
+		}
+		json_decref(m);
+	}
+	rc = 0;
+out:
+	free(want);
+	free(rec);
+	return rc;
+}
+
+/* Name manifest m with ref ("=..."): one root per digest, however many names it has. */
+static int tree_root_ref(struct src_images *out, json_t *root_of, const struct snap_rec *m,
+			 const char *ref, struct rp_err *err)
+{
+	json_t *j = json_object_get(root_of, m->hex);
+	struct src_root *r;
+
+	if (j) {
+		r = &out->roots[json_integer_value(j)];
+	} else {
+		r = &out->roots[out->nroots];
+		memcpy(r->desc.hex, m->hex, sizeof(r->desc.hex));
+		r->desc.size = (int64_t)m->size;
+		r->desc.media_type = strdup(m->media_type);
+		if (!r->desc.media_type)
+			return rp_errf(err, "out of memory");
+		json_object_set_new(root_of, m->hex, json_integer((json_int_t)out->nroots++));
+	}
+	return src_add_ref(&r->refs, &r->nrefs, ref, err);
+}
+
+/* Tags first, then the manifests that nothing else names. */
+static int tree_roots(const struct ar_index *idx, const struct snapshot *s, json_t *children,
+		      struct src_images *out, struct rp_err *err)
+{
+	json_t *man = json_object(), *tagged = json_object(), *root_of = json_object();
+	char key[RP_REPO_MAX + RP_HEX_LEN + 2], ref[RP_REPO_MAX + RP_TAG_MAX + RP_HEX_LEN + 16];
+	size_t i;
+	int rc = -1;
+
+	if (!man || !tagged || !root_of) {
+		rp_errf(err, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < s->n; i++)
+		if (s->v[i].kind == SNAP_MANIFEST) {
+			repo_key(key, sizeof(key), s->v[i].repo, s->v[i].hex);
+			json_object_set_new(man, key, json_integer((json_int_t)i));
+		}
+	for (i = 0; i < s->n; i++) {
+		json_t *m;
+
+		if (s->v[i].kind != SNAP_TAG)
+			continue;
+		repo_key(key, sizeof(key), s->v[i].repo, s->v[i].hex);
+		m = json_object_get(man, key);
+		if (!m) {
+			rp_errf(err, "'%s': registry/snapshot: tag %s:%s names sha256:%s, which is not "
+				"a manifest of %s", idx->display, s->v[i].repo, s->v[i].tag,
+				s->v[i].hex, s->v[i].repo);
+			goto out;
+		}
+		json_object_set_new(tagged, key, json_true());
+		snprintf(ref, sizeof(ref), "=%s:%s", s->v[i].repo, s->v[i].tag);
+		if (tree_root_ref(out, root_of, &s->v[json_integer_value(m)], ref, err) < 0)
+			goto out;
+	}
+	for (i = 0; i < s->n; i++) {
+		if (s->v[i].kind != SNAP_MANIFEST)
+			continue;
+		repo_key(key, sizeof(key), s->v[i].repo, s->v[i].hex);
+		if (json_object_get(tagged, key) || json_object_get(children, key))
+			continue;
+		snprintf(ref, sizeof(ref), "=%s@sha256:%s", s->v[i].repo, s->v[i].hex);
+		if (tree_root_ref(out, root_of, &s->v[i], ref, err) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	json_decref(man);
+	json_decref(tagged);
+	json_decref(root_of);
+	return rc;
+}
+
+static int tree_read(struct ar_index *idx, struct src_images *out, struct rp_err *err)
+{
+	const struct ar_entry *se = ar_find(idx, "registry/snapshot");
+	struct snapshot s;
+	json_t *children = NULL;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!se->data)
+		return rp_errf(err, "'%s': registry/snapshot is too large", idx->display);
+	if (snapshot_parse((const char *)se->data, se->data_len, idx->display, &s, err) < 0) {
+		/* "'INPUT': what" (snapshot_parse) becomes "'INPUT': registry/snapshot: what" */
+		char what[sizeof(err->msg)];
+		size_t skip = strlen(idx->display) + 4;
+
+		snprintf(what, sizeof(what), "%s", strlen(err->msg) > skip ? err->msg + skip : "");
+		return rp_errf(err, "'%s': registry/snapshot: %s", idx->display, what);
+	}
+	out->roots = calloc(s.n + 1, sizeof(*out->roots));
+	children = json_object();
+	if (!out->roots || !children)
+		rp_errf(err, "out of memory");
+	else if (tree_children(idx, &s, children, err) == 0 &&
+		 tree_roots(idx, &s, children, out, err) == 0)
+		rc = 0;
+	json_decref(children);
+	snapshot_free(&s);
+	if (rc < 0)
+		src_images_free(out);
+	return rc;
+}
+
+const struct src_format src_regpress_tree = {
+	.name = "regpress-tree",
+	.bid = tree_bid,
+	.read = tree_read,
+	.blob = oci_blob,
+	.registry_only = 1,
 };

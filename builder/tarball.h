@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "err.h"
 
@@ -22,6 +23,18 @@
  * keeping the build busy for hours. A genuine input beyond that can be decompressed first. */
 #define AR_RATIO_MAX 1100u
 #define AR_RATIO_SLACK (64u << 20)
+/* What a tar entry can honestly be: the holes of a sparse entry expand like compression, so all
+ * entries together are held to the same AR_RATIO_MAX of the input file's size (plus the slack),
+ * compressed or not; a non-sparse entry of a plain tar to the file's size; any one entry to
+ * AR_ENTRY_MAX. */
+#define AR_ENTRY_MAX (1ull << 40)
+/* Names are kept for every entry: one name or link target is at most AR_NAME_MAX bytes (PATH_MAX),
+ * all of them together (each name twice: as written and normalised) at most AR_NAMES_TOTAL. */
+#define AR_NAME_MAX 4096u
+#define AR_NAMES_TOTAL (32u << 20)
+/* One entry's headers (pax attributes, GNU long names, a sparse map), which libarchive parses
+ * into memory before regpress sees the entry: a sparse map costs it ~12 bytes per byte. */
+#define AR_HEADER_MAX (2u << 20)
 
 enum ar_type { AR_FILE, AR_DIR, AR_SYMLINK, AR_HARDLINK, AR_OTHER };
 
@@ -42,6 +55,10 @@ struct ar_index {
 	struct ar_entry *entries;
 	size_t n;
 	size_t *sorted; /* entry indices sorted by name, for lookups */
+	int compressed; /* a tar read through a decompression filter */
+	dev_t dev;	/* the file indexed: every later pass must read this one */
+	ino_t ino;
+	int64_t file_size;
 };
 
 /* Which files to keep in memory during the index pass: AR_KEEP_MUST (metadata: too large is an

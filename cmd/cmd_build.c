@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "build.h"
@@ -20,9 +21,10 @@ static const char usage_text[] =
 	"Add the images of FILEs to the registry tree TREE, creating it if needed. A FILE is a\n"
 	"docker save tarball (Docker <= 24 and >= 25, podman, skopeo docker-archive:), a containerd\n"
 	"or Docker image-store export, an OCI archive or OCI layout directory, possibly gzip, zstd,\n"
-	"xz or bzip2 compressed, or '-' for standard input. Registry blobs in the input (compressed\n"
-	"layers, manifests, indexes) are kept byte for byte, so pulls by their digest work;\n"
-	"uncompressed layers are compressed. The tree changes atomically: all inputs or nothing.\n"
+	"xz or bzip2 compressed, or '-' for standard input (a pipe, a FIFO or <(...) is read\n"
+	"the same way). Registry blobs in the input (compressed layers, manifests, indexes) are\n"
+	"kept byte for byte, so pulls by their digest work; uncompressed layers are compressed.\n"
+	"The tree changes atomically: all inputs or nothing.\n"
 	"\n"
 	"options:\n"
 	"  -o, --output TREE         the tree to create or update (required)\n"
@@ -57,42 +59,83 @@ static void build_progress(void *ctx, const char *input, uint64_t done, uint64_t
 	progress_update(p, done, total);
 }
 
-/* Copy standard input into the tree's scratch area: the formats need two passes. */
-static int spool_stdin(const char *dir, char **path, struct rp_err *err)
+/* A plain tar starts with a header; a first block of zeros is its end. A stream that starts so
+ * (<(cat /dev/zero)) would otherwise be spooled until the disk is full. */
+static int zero_block(const unsigned char *b)
 {
-	char buf[1 << 16];
+	size_t i;
+
+	for (i = 0; i < 512; i++)
+		if (b[i])
+			return 0;
+	return 1;
+}
+
+/* Copy a stream (standard input, a pipe, a FIFO) into the tree's scratch area: the formats need
+ * two passes. */
+static int spool(int in, const char *name, const char *dir, char **path, struct rp_err *err)
+{
+	unsigned char buf[1 << 16];
+	size_t got = 0;
 	int fd;
 
-	*path = rp_join(dir, "stdin.tar");
+	*path = rp_join(dir, "spooled-input");
 	if (!*path)
 		return rp_errf(err, "out of memory");
 	fd = open(*path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return rp_errno(err, "cannot create '%s'", *path);
 	for (;;) {
-		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf)), off = 0;
+		/* The first block is read whole into buf's start, to be looked at. */
+		unsigned char *at = got < 512 ? buf + got : buf;
+		ssize_t n = read(in, at, got < 512 ? 512 - got : sizeof(buf));
 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			close(fd);
-			return rp_errno(err, "'-': cannot read standard input");
+			return rp_errno(err, "'%s': cannot read", name);
 		}
 		if (n == 0)
 			break;
-		while (off < n) {
-			ssize_t w = write(fd, buf + off, (size_t)(n - off));
-
-			if (w < 0) {
-				close(fd);
-				return rp_errno(err, "cannot write '%s'", *path);
-			}
-			off += w;
+		if (rp_write_all(fd, *path, at, (size_t)n, err) < 0) {
+			close(fd);
+			return -1;
+		}
+		got += (size_t)n;
+		if (got == 512 && zero_block(buf)) {
+			close(fd);
+			return rp_errf(err, "'%s': empty archive (it starts with a block of zeros)", name);
 		}
 	}
 	if (close(fd) < 0)
 		return rp_errno(err, "cannot write '%s'", *path);
 	return 0;
+}
+
+/* Streams are spooled: '-', pipes and process substitutions (<(...) is /dev/fd/N, a pipe), and
+ * named FIFOs, opened blocking, which waits for their writer as cat would (a FIFO nobody writes
+ * to keeps the build, and the tree's lock, waiting: what the user asked for). Anything else goes
+ * to the builder as it is, which names what is wrong with a device or a directory that is not a
+ * layout. 1: spooled into *spooled; 0: not a stream; -1: failed. */
+static int spool_stream(const char *arg, const char *dir, char **spooled, struct rp_err *err)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (!strcmp(arg, "-")) {
+		if (isatty(STDIN_FILENO))
+			return rp_errf(err, "'-': standard input is a terminal, not an archive");
+		return spool(STDIN_FILENO, "-", dir, spooled, err) < 0 ? -1 : 1;
+	}
+	if (stat(arg, &st) < 0 || !S_ISFIFO(st.st_mode))
+		return 0;
+	fd = open(arg, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return rp_errno(err, "'%s'", arg);
+	rc = spool(fd, arg, dir, spooled, err);
+	close(fd);
+	return rc < 0 ? -1 : 1;
 }
 
 static void print_result(json_t *report, const char *snapshot_id, int as_json)
@@ -234,9 +277,11 @@ int cmd_build(int argc, char **argv)
 		goto out;
 	for (i = optind; i < argc; i++) {
 		char *spooled = NULL;
-		int r;
+		int r = spool_stream(argv[i], layout_scratch_dir(tree), &spooled, &err);
 
-		if (!strcmp(argv[i], "-") && spool_stdin(layout_scratch_dir(tree), &spooled, &err) < 0) {
+		if (r < 0) {
+			if (spooled)
+				unlink(spooled);
 			free(spooled);
 			goto out;
 		}

@@ -39,18 +39,56 @@ static void usage(FILE *out)
 	fprintf(out, "\n'regpress <command> --help' describes a command.\n");
 }
 
-/* Messages quote names taken from the input (tar entries, RepoTags): control characters are
- * shown escaped, so a hostile name cannot split the one-line message or drive the terminal. */
+/* The length of the well-formed UTF-8 sequence at p (1 to 4 bytes) and its code point, or 0:
+ * overlong forms (C0 9B is ESC), surrogates and code points past U+10FFFF are not well formed.
+ * p is NUL-terminated, and a NUL is never a continuation byte, so no read passes the end. */
+static int utf8_seq(const unsigned char *p, unsigned *cp)
+{
+	int n = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : (p[0] & 0xf0) == 0xe0 ? 3
+		: p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+	int i;
+
+	*cp = n == 1 ? p[0] : n == 2 ? p[0] & 0x1fu : n == 3 ? p[0] & 0x0fu : p[0] & 0x07u;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = *cp << 6 | (p[i] & 0x3fu);
+	}
+	if ((n == 3 && (*cp < 0x800 || (*cp >= 0xd800 && *cp <= 0xdfff))) ||
+	    (n == 4 && (*cp < 0x10000 || *cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/* Code points a terminal acts on, or that change how the line reads: C0 controls and DEL, C1
+ * controls (U+009B is CSI, as the raw byte 0x9b is to a terminal that is not in UTF-8), the line
+ * and paragraph separators, and the bidirectional overrides and isolates. */
+static int shown_escaped(unsigned cp)
+{
+	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
+	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* Messages quote names taken from the input (tar entries, RepoTags): bytes that are not
+ * well-formed UTF-8, and every byte of a code point above, are shown as \xNN, so a hostile name
+ * can neither split the one-line message nor drive the terminal. */
 int cmd_fail(const char *cmd, const struct rp_err *err)
 {
-	const unsigned char *p;
+	const unsigned char *p = (const unsigned char *)err->msg;
 
 	fprintf(stderr, "regpress %s: ", cmd);
-	for (p = (const unsigned char *)err->msg; *p; p++) {
-		if (*p < 0x20 || *p == 0x7f)
-			fprintf(stderr, "\\x%02x", *p);
+	while (*p) {
+		unsigned cp;
+		int i, n = utf8_seq(p, &cp);
+
+		if (n == 0)
+			fprintf(stderr, "\\x%02x", *p++);
+		else if (shown_escaped(cp))
+			for (i = 0; i < n; i++)
+				fprintf(stderr, "\\x%02x", *p++);
 		else
-			fputc(*p, stderr);
+			for (i = 0; i < n; i++)
+				fputc(*p++, stderr);
 	}
 	fputc('\n', stderr);
 	return 1;

@@ -8,9 +8,11 @@ usage: mkbad.py OUTDIR APP.tar OCI.tar [BOMB_MIB]
   OCI.tar   an oci-archive written by `skopeo copy ... oci-archive:` (gzip layers)
   BOMB_MIB  size of the zero-filled layer in the gzip bomb, in MiB (default 10240 = 10 GiB)
 
-Each case becomes OUTDIR/<case>.tar (or .tar.gz, or a directory for OCI layout directories); the
-expected outcome of each is in tests/bad/cases.txt, which names every case this script writes.
-Nothing here is random: the same inputs give the same corpus.
+Each case becomes OUTDIR/<case>.tar (or .tar.gz, another compression's suffix, or a directory for
+OCI layout directories); the expected outcome of each is in tests/bad/cases.txt, which names every
+case this script writes. Nothing here is random: the same inputs give the same corpus. The cases
+of issue 17 (sparse entries, names, compressions, messages, digests in names, trees as input) have
+tar members written by hand where python's tarfile cannot write them.
 """
 import bz2
 import gzip
@@ -96,6 +98,68 @@ def flip(data, pos):
     return bytes(b)
 
 
+# -- issue 17: hand-made tar members regpress's writers (python's tarfile) cannot write
+
+def octal(value, width):
+    """A tar number field: octal, or base-256 (GNU) when it does not fit."""
+    digits = "%o" % value
+    if len(digits) < width:
+        return digits.rjust(width - 1, "0").encode() + b"\0"
+    return b"\x80" + value.to_bytes(width - 1, "big")
+
+
+def gnu_sparse_member(name, realsize, regions):
+    """A GNU 'S' (old GNU sparse) member: regions [(offset, data)] (at most 4), realsize bytes
+    in all, the rest holes; as `tar -S --format=gnu` writes it."""
+    h = bytearray(512)
+    h[0:len(name)] = name.encode()
+    h[100:108] = b"0000644\0"
+    h[108:116] = b"0000000\0"
+    h[116:124] = b"0000000\0"
+    h[124:136] = octal(sum(len(d) for _, d in regions), 12)
+    h[136:148] = octal(0, 12)
+    h[156:157] = b"S"
+    h[257:265] = b"ustar  \0"
+    for i, (off, data) in enumerate(regions):
+        h[386 + 24 * i:398 + 24 * i] = octal(off, 12)
+        h[398 + 24 * i:410 + 24 * i] = octal(len(data), 12)
+    h[483:495] = octal(realsize, 12)
+    h[148:156] = b" " * 8
+    h[148:156] = ("%06o" % sum(h)).encode() + b"\0 "
+    data = b"".join(d for _, d in regions)
+    return bytes(h) + data + bytes(-len(data) % 512)
+
+
+def pax_sparse_member(name, realsize, regions, map_text=None):
+    """A GNU sparse 1.0 member in a pax archive (what `tar -S --format=posix` writes): the map as
+    decimal lines before the data. map_text replaces the map made from regions."""
+    if map_text is None:
+        map_text = ("%d\n" % len(regions) + "".join("%d\n%d\n" % (off, len(d))
+                                                    for off, d in regions)).encode()
+    body = map_text + bytes(-len(map_text) % 512) + b"".join(d for _, d in regions)
+    ti = tarfile.TarInfo("GNUSparseFile.0/" + name[-60:])
+    ti.size, ti.mtime, ti.mode = len(body), 0, 0o644
+    ti.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                      "GNU.sparse.name": name, "GNU.sparse.realsize": str(realsize)}
+    return ti.tobuf(format=tarfile.PAX_FORMAT) + body + bytes(-len(body) % 512)
+
+
+def gnu_member(name, data=b"", kind="file", link=b"", fmt=tarfile.GNU_FORMAT):
+    """A member with a name of raw bytes (latin-1 keeps them as they are; tarfile would
+    re-encode a str); GNU format unless fmt says otherwise."""
+    ti = tarfile.TarInfo(name.decode("latin-1"))
+    ti.mtime, ti.mode, ti.size = 0, 0o644, len(data)
+    if kind == "sym":
+        ti.type, ti.linkname, ti.size, data = tarfile.SYMTYPE, link.decode("latin-1"), 0, b""
+    return ti.tobuf(format=fmt, encoding="latin-1") + data + bytes(-len(data) % 512)
+
+
+def with_tail(members, *tail):
+    """The tar of members with raw members appended before the end-of-archive blocks."""
+    body = b"".join(member_bytes(m) for m in members)
+    return body + b"".join(tail) + bytes(1024)
+
+
 class Corpus:
     def __init__(self, outdir):
         self.outdir = outdir
@@ -119,6 +183,8 @@ class Corpus:
             os.makedirs(os.path.dirname(p), exist_ok=True)
             if m.kind == "sym":
                 os.symlink(m.link, p)
+            elif m.kind == "fifo":
+                os.mkfifo(p)
             else:
                 with open(p, "wb") as f:
                     f.write(m.data)
@@ -342,6 +408,10 @@ def oci_cases(c, oci):
     # a directory layout whose blob is a symlink out of the layout
     evil = without(oci, lname) + [Member(lname, kind="sym", link="/etc/passwd")]
     c.directory("oci-dir-blob-symlink-outside", evil)
+    # FIFOs in a layout directory: nothing may open them (an open would wait for a writer)
+    c.directory("oci-dir-blob-fifo", without(oci, lname) + [Member(lname, kind="fifo")])
+    c.directory("oci-dir-index-fifo", without(oci, "index.json") + [Member("index.json",
+                                                                           kind="fifo")])
     c.tar("oci-blob-symlink-outside",
           without(oci, lname) + [Member(lname, kind="sym", link="../../../etc/passwd")])
     # an index whose only child descriptor is malformed
@@ -367,6 +437,122 @@ def oci_cases(c, oci):
     ix = json.loads(json.dumps(index))
     ix["manifests"][0].update(d)
     c.tar("oci-index-nested-deep", replace(ms, "index.json", json.dumps(ix).encode()))
+
+
+def sparse_cases(c, app):
+    """Sparse entries: what a tar's entries can honestly amount to (issue 17, 1)."""
+    img = json.loads(get(app, "manifest.json").data)[0]
+
+    def as_layer(name):
+        return replace(app, "manifest.json", json.dumps(
+            [dict(img, Layers=[img["Layers"][0], name])]).encode())
+
+    block = b"x" * 512
+    # the issue's case: 1 PiB declared in a 24 KiB tar (read at 400 MB/s, a month of both cores)
+    c.raw("sparse-pib.tar", with_tail(as_layer("huge.tar"),
+                                      pax_sparse_member("huge.tar", 1 << 50, [(0, block)])))
+    # 4 GiB of holes: under the absolute cap, far over the archive's 1100 times
+    c.raw("sparse-bomb-gnu.tar", with_tail(as_layer("holes.tar"),
+                                           gnu_sparse_member("holes.tar", 4 << 30, [(0, block)])))
+    # each entry alone under the cap, all of them together far over it
+    c.raw("sparse-many.tar", with_tail(app, *[pax_sparse_member("pad/%03d" % i, 64 << 20,
+                                                                [(0, block)])
+                                              for i in range(100)]))
+    # a sparse map of 1M (plain) or 10M (gzip: 40 KB) empty regions, which libarchive parses
+    # into memory (~48 bytes each) before it returns the entry
+    many = b"1000000\n" + b"0\n0\n" * 1000000
+    c.raw("sparse-map-huge.tar", with_tail(app, pax_sparse_member("map", 1024, [], many)))
+    many = b"10000000\n" + b"0\n0\n" * 10000000
+    c.raw("sparse-map-huge.tar.gz", gzip.compress(
+        with_tail(app, pax_sparse_member("map", 1024, [], many)), 9, mtime=0))
+    # data placed beyond the entry's declared size
+    c.raw("sparse-map-beyond.tar", with_tail(as_layer("beyond.tar"), pax_sparse_member(
+        "beyond.tar", 600, [(1024, block)])))
+    # a plain (not sparse) entry declaring 8 GiB in a 20 KiB tar
+    ti = tarfile.TarInfo("big.tar")
+    ti.size, ti.mtime = 8 << 30, 0
+    c.raw("entry-size-huge.tar", with_tail(as_layer("big.tar"),
+                                           ti.tobuf(format=tarfile.GNU_FORMAT)))
+
+
+def name_cases(c, app):
+    """Names and link targets: each capped, and all of them together (issue 17, 2)."""
+    def pax_name(i, length):
+        return gnu_member((("%06d" % i) + "n" * (length - 6)).encode(), fmt=tarfile.PAX_FORMAT)
+
+    c.raw("name-entry-long.tar.gz", gzip.compress(pax_name(0, 100000) + bytes(1024), 9,
+                                                  mtime=0))
+    c.raw("name-gnu-long.tar", with_tail(app, gnu_member(b"L" * 10000)))
+    c.raw("name-link-long.tar", with_tail(app, gnu_member(b"link", kind="sym",
+                                                          link=b"t/" * 2500)))
+    # the issue's case: 200 names of 900 KB in 200 KB (libarchive itself takes up to 1 MB),
+    # written as one gzip member repeated
+    one = gzip.compress(pax_name(0, 900000), 9, mtime=0)
+    c.raw("names-bomb.tar.gz", one * 200 + gzip.compress(bytes(1024), 9, mtime=0))
+    # names each under the cap, 80 MB of them together
+    c.raw("names-many.tar.gz", gzip.compress(b"".join(pax_name(i, 4000) for i in range(20000))
+                                             + bytes(1024), 6, mtime=0))
+
+
+def compression_cases(c, app):
+    """Compressions regpress does not read, some of which libarchive would run a program for
+    (issue 17, 5): each named, none run."""
+    good = tar_bytes(app)
+    junk = bytes(range(256)) * 4
+    c.raw("lrzip.tar.lrz", b"LRZI\x00\x06" + (len(good)).to_bytes(8, "little") + junk)
+    c.raw("lzop.tar.lzo", b"\x89LZO\x00\r\n\x1a\n\x10\x30\x20\xa0\x09\x40\x03\x05" + junk)
+    c.raw("grzip.tar.grz", b"GRZipII\x00\x02\x04:)" + junk)
+    c.raw("lz4.tar.lz4", b"\x04\x22\x4d\x18\x64\x40\xa7" + junk)
+    c.raw("lzip.tar.lz", b"LZIP\x01\x0c" + junk)
+    c.raw("lzma.tar.lzma", lzma.compress(good, format=lzma.FORMAT_ALONE))
+    c.raw("compress.tar.Z", b"\x1f\x9d\x90" + junk)
+    c.raw("lz4-in-gzip.tar.lz4.gz", gzip.compress(b"\x04\x22\x4d\x18\x64\x40\xa7" + junk, 9,
+                                                  mtime=0))
+
+
+def message_cases(c, app):
+    """Names that would drive a terminal or misread: C1 controls in both encodings, invalid
+    UTF-8 (overlong ESC, overlong CSI), a right-to-left override (issue 17, 6). Each name appears
+    twice, so the message quotes it."""
+    for case, name in [("entry-c1-raw", b"evil\x9b2J.tar"),
+                       ("entry-c1-utf8", b"evil\xc2\x9b2J.tar"),
+                       ("entry-invalid-utf8", b"bad\xff\xfe\xc0\x9b\xe0\x82\x9b.tar"),
+                       ("entry-bidi-override", "evil\u202eraj.tar".encode())]:
+        c.raw(case + ".tar", with_tail(app, gnu_member(name, b"x"), gnu_member(name, b"y")))
+    img = json.loads(get(app, "manifest.json").data)[0]
+    c.tar("name-c1-utf8", replace(app, "manifest.json", json.dumps(
+        [dict(img, RepoTags=["app\u009b[31m:1"])]).encode()))
+
+
+def digest_cases(c, app, oci):
+    """A digest in a name must be the digest of what it names (issue 17, 8)."""
+    img = json.loads(get(app, "manifest.json").data)[0]
+    for case, tag in [("repotags-digest", "app@sha256:" + "a" * 64),
+                      ("repotags-tag-digest", "app:1@sha256:" + "b" * 64)]:
+        c.tar(case, replace(app, "manifest.json", json.dumps(
+            [dict(img, RepoTags=[tag])]).encode()))
+    index = json.loads(get(oci, "index.json").data)
+    index["manifests"][0]["annotations"] = {
+        "io.containerd.image.name": "docker.io/library/app@sha256:" + "c" * 64}
+    c.tar("oci-name-digest-mismatch", replace(oci, "index.json", json.dumps(index).encode()))
+
+
+def tree_cases(c, oci):
+    """A regpress tree as input (issue 17, 9): read by its registry/snapshot, which is checked."""
+    mhex = json.loads(get(oci, "index.json").data)["manifests"][0]["digest"][7:]
+    msize = len(get(oci, "blobs/sha256/" + mhex).data)
+    mt = "application/vnd.oci.image.manifest.v1+json"
+
+    def tree(snapshot):
+        return oci + [Member("registry", kind="dir"), Member("registry/snapshot", snapshot)]
+
+    c.tar("tree-snapshot-not-snapshot", tree(b"this is not a snapshot\n"))
+    c.tar("tree-snapshot-tag-astray", tree((
+        "regpress-snapshot 1\nmanifest library/app sha256:%s %d %s\n"
+        "tag library/app 1 sha256:%s\n" % (mhex, msize, mt, "e" * 64)).encode()))
+    c.tar("tree-snapshot-size-wrong", tree((
+        "regpress-snapshot 1\nmanifest library/app sha256:%s %d %s\n"
+        "tag library/app 1 sha256:%s\n" % (mhex, msize + 1, mt, mhex)).encode()))
 
 
 def with_manifest_bytes(oci, index, data, real=None):
@@ -427,7 +613,14 @@ def main():
     c = Corpus(outdir)
     app = read_tar(app_path)
     docker_cases(c, app)
-    oci_cases(c, read_tar(oci_path))
+    oci = read_tar(oci_path)
+    oci_cases(c, oci)
+    sparse_cases(c, app)
+    name_cases(c, app)
+    compression_cases(c, app)
+    message_cases(c, app)
+    digest_cases(c, app, oci)
+    tree_cases(c, oci)
     bomb(c, app, mib)
 
 

@@ -1,6 +1,7 @@
 /* Unit tests of builder/tarball.c: indexing tarballs written here with libarchive (ustar, pax,
  * gzip), link resolution confined to the archive, duplicate and truncated archives, the metadata
- * caps, streaming, and path normalisation. */
+ * caps, streaming, and path normalisation; sparse entries (read, and capped), the caps on names
+ * and headers, compressions regpress does not read, and special files (issue 17). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -666,6 +667,243 @@ static void test_not_archives(void **state)
 	ar_index_free(NULL);
 }
 
+/* ---- issue 17: sparse entries, names, compressions, special files ---- */
+
+struct region {
+	int64_t off, len;
+};
+
+/* One sparse entry (libarchive's pax writer: GNU sparse 1.0, as `tar -S --format=posix`):
+ * size bytes, data ('a' + offset % 26) in the regions, holes elsewhere. The writer takes the
+ * whole content and stores the regions, so entries too large to write, and the caps on them,
+ * are in the corpus instead (tests/bad/mkbad.py writes their headers by hand). */
+static void add_sparse(struct archive *a, const char *name, int64_t size, const struct region *r,
+		       size_t n)
+{
+	struct archive_entry *ae = archive_entry_new();
+	static char buf[65536];
+	int64_t done = 0;
+	size_t i;
+
+	archive_entry_set_pathname(ae, name);
+	archive_entry_set_filetype(ae, AE_IFREG);
+	archive_entry_set_perm(ae, 0644);
+	archive_entry_set_size(ae, size);
+	for (i = 0; i < n; i++)
+		archive_entry_sparse_add_entry(ae, r[i].off, r[i].len);
+	if (archive_write_header(a, ae) != ARCHIVE_OK)
+		fail_msg("write header %s: %s", name, archive_error_string(a));
+	while (done < size) {
+		size_t k = size - done < (int64_t)sizeof(buf) ? (size_t)(size - done) : sizeof(buf);
+		size_t j, m;
+
+		for (j = 0; j < k; j++) {
+			int64_t at = done + (int64_t)j;
+
+			buf[j] = 0;
+			for (m = 0; m < n; m++)
+				if (at >= r[m].off && at < r[m].off + r[m].len)
+					buf[j] = (char)('a' + at % 26);
+		}
+		assert_int_equal(archive_write_data(a, buf, k), (la_ssize_t)k);
+		done += (int64_t)k;
+	}
+	archive_entry_free(ae);
+}
+
+static struct archive *pax_writer(const char *path, int gz)
+{
+	struct archive *a = archive_write_new();
+
+	assert_non_null(a);
+	assert_int_equal(archive_write_set_format_pax(a), ARCHIVE_OK);
+	assert_int_equal(gz ? archive_write_add_filter_gzip(a) : archive_write_add_filter_none(a),
+			 ARCHIVE_OK);
+	assert_int_equal(archive_write_open_filename(a, path), ARCHIVE_OK);
+	return a;
+}
+
+static void writer_close(struct archive *a)
+{
+	assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+	archive_write_free(a);
+}
+
+/* The bytes a sparse entry stands for: its regions' data, zeros in the holes. */
+static void check_sparse_bytes(const unsigned char *got, size_t len, int64_t size,
+			       const struct region *r, size_t n)
+{
+	size_t i, k;
+
+	assert_int_equal(len, (size_t)size);
+	for (i = 0; i < len; i++) {
+		int want = 0;
+
+		for (k = 0; k < n; k++)
+			if ((int64_t)i >= r[k].off && (int64_t)i < r[k].off + r[k].len)
+				want = 'a' + (int)(i % 26);
+		if (got[i] != want)
+			fail_msg("byte %zu is %d, want %d", i, got[i], want);
+	}
+}
+
+static void test_sparse_read(void **state)
+{
+	struct fx *f = *state;
+	static const struct region mixed[] = { { 4096, 512 }, { 200000, 100 } };
+	static const struct region kept[] = { { 0, 10 } };
+	static const struct region last[] = { { (1 << 20) - 1, 1 } };
+	struct ar_index *idx;
+	struct rp_err err = { "" };
+	struct collect c;
+	int gz;
+
+	for (gz = 0; gz <= 1; gz++) { /* plain: read blocks skip; compressed: read through */
+		struct archive *a = pax_writer(f->path, gz);
+
+		/* a hole and one byte, holes inside and at the end, and a kept (metadata) file with
+		 * a hole at its end (libarchive cannot write an entry of holes only: GNU tar's,
+		 * tests/e2e/50-bad-inputs.sh) */
+		add_sparse(a, "zero.tar", 1 << 20, last, 1);
+		add_sparse(a, "mixed.tar", 300000, mixed, 2);
+		add_sparse(a, "m.json", 20, kept, 1);
+		writer_close(a);
+		idx = index_ok(f->path, keep_json);
+		assert_int_equal(ar_find(idx, "zero.tar")->size, 1 << 20);
+		check_sparse_bytes(ar_find(idx, "m.json")->data, ar_find(idx, "m.json")->data_len,
+				   20, kept, 1);
+		memset(&c, 0, sizeof(c));
+		c.idx = idx;
+		if (ar_stream(idx, want_tar, collect_data, &c, &err) < 0)
+			fail_msg("ar_stream: %s", err.msg);
+		assert_string_equal(c.names, "zero.tar;mixed.tar;");
+		check_sparse_bytes(c.buf[0], c.len[0], 1 << 20, last, 1);
+		check_sparse_bytes(c.buf[1], c.len[1], 300000, mixed, 2);
+		collect_free(&c);
+		ar_index_free(idx);
+	}
+}
+
+static void test_name_caps(void **state)
+{
+	struct fx *f = *state;
+	static char name[AR_NAME_MAX + 2], target[AR_NAME_MAX + 2];
+	struct ent ents[] = { { F, name, "x", 0 } };
+	struct ent link[] = { { L, "link", target, 0 } };
+	struct ar_index *idx;
+	struct archive *a;
+	size_t i;
+
+	memset(name, 'n', AR_NAME_MAX);
+	write_tar(f->path, PAX, ents, 1);
+	idx = index_ok(f->path, NULL); /* exactly the cap */
+	assert_int_equal(strlen(idx->entries[0].raw), AR_NAME_MAX);
+	ar_index_free(idx);
+	name[AR_NAME_MAX] = 'n';
+	write_tar(f->path, PAX, ents, 1);
+	index_fails(f->path, NULL, "entry name of 4097 bytes, more than the 4096 allowed");
+	memset(target, 't', AR_NAME_MAX + 1);
+	write_tar(f->path, PAX, link, 1);
+	index_fails(f->path, NULL, "link target of 4097 bytes, more than the 4096 allowed");
+	/* 4200 names of 4000 bytes: each allowed, together (kept twice) over 32 MiB */
+	a = pax_writer(f->path, 1);
+	for (i = 0; i < 4200; i++) {
+		struct archive_entry *ae = archive_entry_new();
+
+		memset(name, 'n', 4000);
+		snprintf(name, 8, "%06zu", i);
+		name[6] = 'n';
+		name[4000] = '\0';
+		archive_entry_set_pathname(ae, name);
+		archive_entry_set_filetype(ae, AE_IFREG);
+		archive_entry_set_perm(ae, 0644);
+		archive_entry_set_size(ae, 0);
+		assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+		archive_entry_free(ae);
+	}
+	writer_close(a);
+	index_fails(f->path, NULL, "more than 32 MiB of entry names and link targets");
+}
+
+static void write_bytes(const char *path, const void *buf, size_t len)
+{
+	FILE *fp = fopen(path, "wb");
+
+	assert_non_null(fp);
+	assert_int_equal(fwrite(buf, 1, len, fp), len);
+	assert_int_equal(fclose(fp), 0);
+}
+
+static void test_unsupported_compression(void **state)
+{
+	struct fx *f = *state;
+	static const struct {
+		const char *bytes;
+		size_t len;
+		const char *want;
+	} magics[] = {
+		{ "LRZI\0\x06\0\0\0\0\0\0\0\0junkjunk", 22, "unsupported compression lrzip" },
+		{ "\x89LZO\0\r\n\x1a\n\x10\x30\x20\xa0\x09\x40\x03\x05junk", 21,
+		  "unsupported compression lzop" },
+		{ "GRZipII\0\x02\x04:)junkjunk", 20, "unsupported compression grzip" },
+		{ "\x04\x22\x4d\x18\x64\x40\xa7junkjunk", 15, "unsupported compression lz4" },
+	};
+	struct archive *a;
+	struct archive_entry *ae;
+	size_t i;
+
+	for (i = 0; i < sizeof(magics) / sizeof(magics[0]); i++) {
+		write_bytes(f->path, magics[i].bytes, magics[i].len);
+		index_fails(f->path, NULL, magics[i].want);
+	}
+	/* the same inside a compression regpress reads */
+	a = archive_write_new();
+	assert_int_equal(archive_write_set_format_raw(a), ARCHIVE_OK);
+	assert_int_equal(archive_write_add_filter_gzip(a), ARCHIVE_OK);
+	assert_int_equal(archive_write_open_filename(a, f->path), ARCHIVE_OK);
+	ae = archive_entry_new();
+	archive_entry_set_filetype(ae, AE_IFREG);
+	assert_int_equal(archive_write_header(a, ae), ARCHIVE_OK);
+	assert_int_equal(archive_write_data(a, magics[0].bytes, magics[0].len),
+			 (la_ssize_t)magics[0].len);
+	archive_entry_free(ae);
+	writer_close(a);
+	index_fails(f->path, NULL, "unsupported compression lrzip (inside gzip)");
+}
+
+static void test_special_files(void **state)
+{
+	struct fx *f = *state;
+	static const struct ent ents[] = { { F, "one.tar", "first", 0 } };
+	char *other = rp_join(f->dir, "other.tar");
+	struct ar_index *idx = (struct ar_index *)1;
+	struct rp_err err = { "" };
+
+	/* refused by type, without opening: a FIFO with no writer cannot hang the index */
+	assert_int_equal(mkfifo(f->path, 0600), 0);
+	index_fails(f->path, NULL, "a FIFO, not a tar archive or an OCI layout directory");
+	assert_int_equal(ar_index_read("/dev/null", "input.tar", NULL, &idx, &err), -1);
+	assert_non_null(strstr(err.msg, "a character device"));
+	/* a file replaced between passes is not read as if it were the one indexed */
+	unlink(f->path);
+	write_tar(f->path, PAX, ents, 1);
+	idx = index_ok(f->path, NULL);
+	write_tar(other, PAX, ents, 1);
+	assert_int_equal(rename(other, f->path), 0);
+	assert_int_equal(ar_stream(idx, want_all, fail_data, NULL, &err), -1);
+	assert_non_null(strstr(err.msg, "changed while reading"));
+	ar_index_free(idx);
+	/* ... nor a FIFO put in its place */
+	idx = index_ok(f->path, NULL);
+	unlink(f->path);
+	assert_int_equal(mkfifo(f->path, 0600), 0);
+	assert_int_equal(ar_stream(idx, want_all, fail_data, NULL, &err), -1);
+	assert_non_null(strstr(err.msg, "a FIFO"));
+	ar_index_free(idx);
+	unlink(f->path);
+	free(other);
+}
+
 static void norm(const char *base, const char *path, const char *want)
 {
 	char *got = ar_normalize(base, path);
@@ -730,6 +968,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_load, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metadata_caps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_not_archives, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sparse_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_name_caps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsupported_compression, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_special_files, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
