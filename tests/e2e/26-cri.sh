@@ -6,7 +6,8 @@
 # pulls the node's platform; ctr --platform the other), credentials as kubelet passes them from an
 # imagePullSecret, a missing tag and a missing repository reported as "not found" (the top-level ca
 # of the generated hosts.toml: with the CA only in [host], containerd 1.6 reports every miss as a
-# certificate error, shown first), and the docker.io mirror (?ns=docker.io). The server listens on
+# certificate error, shown first), the docker.io mirror (?ns=docker.io), and a certificate made with
+# `regpress certs --host 127.0.0.1` accepted at that address. The server listens on
 # [::1] as regpress.test (this script's private /etc/hosts), with a certificate from `regpress
 # certs`. Root only.
 # shellcheck disable=SC2317,SC2016,SC2034 # helpers, eval '...' strings and the variables they use run through `check`
@@ -144,6 +145,16 @@ check "mirror: CRI pull docker.io/library/base:1 comes from regpress (?ns=docker
 		routed /v2/library/base/manifests/1'
 check "mirror: CRI pull of the short name base:1 too" \
 	eval 'cri_pull base:1 | grep -qx "image_ref: $(config_of "$D")"'
+
+# An address given to regpress certs --host is an IP entry, which Go clients need to accept a
+# server they reach by that address (issue 18: it was DNS:127.0.0.1).
+NAMED_CERTS=$CERTS CERTS=$T/certs-ip
+"$REGPRESS" certs -o "$CERTS" --host 127.0.0.1 >/dev/null || e2e_die "regpress certs --host 127.0.0.1"
+e2e_serve "$TREE"
+check "certs --host 127.0.0.1: containerd accepts the server at that address (an IP entry)" \
+	eval 'apply "$REG" && cri_pulled "$REG/library/base:1" "$(config_of "$D")" "$REG/library/base@$D"'
+check_here "server with the --host 127.0.0.1 certificate stops" e2e_serve_stop
+CERTS=$NAMED_CERTS
 
 check_here "containerd (CRI) stops on SIGTERM" e2e_stop_named "$CRI_PID"
 SERVE_PID=$SERVE2 SERVE_LOG=$LOG2
