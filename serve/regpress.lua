@@ -193,7 +193,7 @@ end
 -- blob of the tree, which is then served with the static handler's checks or from the cache, so a
 -- link swapped in between two stat() (lighttpd keeps one per second) can disclose nothing else.
 -- Bounded like the manifest cache: forgotten wholesale past POINTERS_MAX entries.
-local POINTERS_MAX = 65536
+local POINTERS_MAX = 16384 -- paths of a few hundred bytes: a few MiB per worker
 local POINTERS = _G.regpress_pointers
 if not POINTERS then
 	local ok, n = {}, 0
