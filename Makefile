@@ -27,8 +27,8 @@ BIN  = $(if $(filter build,$(BUILD)),regpress,$(BUILD)/regpress)
 # Debian package names `make deps` installs when missing (runtime, build and test).
 DEPS = build-essential clang pkg-config libssl-dev libarchive-dev libjansson-dev libzstd-dev \
        zlib1g-dev libdeflate-dev libcmocka-dev lighttpd lighttpd-mod-openssl lighttpd-modules-lua \
-       skopeo umoci containerd curl jq openssl xorriso signify-openbsd python3 \
-       wrk docker-registry time valgrind zstd xz-utils haproxy
+       skopeo umoci containerd docker.io podman systemd haproxy curl jq openssl xorriso \
+       signify-openbsd python3 wrk docker-registry time valgrind zstd xz-utils
 
 .PHONY: all test test-full test-load unit e2e asan fuzz fuzz-smoke fuzz-build demo deps install clean
 all: $(BIN)

@@ -9,17 +9,22 @@
  * keys are mode 0600. Made through the OpenSSL library; no openssl command is needed.
  *
  *   -o, --output DIR     write ca.crt, ca.key, server.crt, server.key into DIR (created)
- *   --host NAME          a DNS name of the server (repeatable; the first is the Common Name)
+ *   --host NAME          a DNS name of the server (repeatable; the first is the Common Name);
+ *                        an IP address here is entered as an IP address, as with --ip
  *   --ip ADDR            an IPv4 or IPv6 address of the server (repeatable)
  *   --ca-cert FILE       reuse this CA certificate instead of making one (with --ca-key);
  *   --ca-key FILE        DIR/ca.crt is then a copy of it and no ca.key is written
  *   --client NAME        also write client.crt/client.key (clientAuth, CN=NAME) for mutual TLS
  *                        (regpress serve --client-ca DIR/ca.crt)
  *   --rsa BITS           RSA keys of 2048, 3072 or 4096 bits instead of ECDSA P-256
- *   --days N             validity of the server and client certificates (default 825)
+ *   --days N             validity of the server and client certificates (default 397: clients
+ *                        and scanners refuse server certificates valid for more than 398 days)
  *   --ca-days N          validity of a new CA (default 3650)
  *   --force              replace existing files (default: refuse, and write nothing)
  *   -h, --help           this help
+ *
+ * Rotation: before server.crt expires, run again with --ca-cert DIR/ca.crt --ca-key DIR/ca.key
+ * --force: a new server key and certificate under the same CA, so no client needs a change.
  */
 #include "cmd.h"
 
@@ -39,16 +44,19 @@ static const char usage_text[] =
 	"server.crt and server.key (keys mode 0600). Never replaces a file without --force.\n"
 	"\n"
 	"  -o, --output DIR   output directory (created)\n"
-	"  --host NAME        DNS name of the server (repeatable)\n"
+	"  --host NAME        DNS name (or IP address) of the server (repeatable)\n"
 	"  --ip ADDR          IPv4/IPv6 address of the server (repeatable)\n"
 	"  --ca-cert FILE     reuse this CA certificate (with --ca-key) instead of making one\n"
 	"  --ca-key FILE      the reused CA's private key\n"
 	"  --client NAME      also write client.crt and client.key for mutual TLS\n"
 	"  --rsa BITS         RSA 2048, 3072 or 4096 instead of ECDSA P-256\n"
-	"  --days N           server/client certificate validity in days (default 825)\n"
+	"  --days N           server/client certificate validity in days (default 397)\n"
 	"  --ca-days N        new CA validity in days (default 3650)\n"
 	"  --force            replace existing files\n"
-	"  -h, --help         show this help\n";
+	"  -h, --help         show this help\n"
+	"\n"
+	"Rotate the server certificate under the same CA (clients keep their ca.crt):\n"
+	"  regpress certs -o DIR --host NAME --ca-cert DIR/ca.crt --ca-key DIR/ca.key --force\n";
 
 int cmd_certs(int argc, char **argv)
 {

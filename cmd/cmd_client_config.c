@@ -1,6 +1,7 @@
 /* regpress client-config: the files that make container clients trust and use a regpress server.
  *
  * usage: regpress client-config --server HOST:PORT --ca FILE [options]
+ *        (--server https://HOST:PORT works too)
  *
  * Write, under an output directory shaped like / (review it, then copy the files to the same
  * paths on each client), the standard configuration of each client:
@@ -8,14 +9,19 @@
  *               mirrored registry (docker.io, registry.k8s.io, ...) sending its pulls to the server
  *   docker      etc/docker/certs.d/<server>/ca.crt, etc/docker/daemon.json (registry-mirrors)
  *   podman      etc/containers/certs.d/<server>/ca.crt, registries.conf.d/50-regpress.conf
- *   k3s, rke2   etc/rancher/{k3s,rke2}/registries.yaml + regpress-ca.crt
+ *               (mirrors, and the search list for short names: docker.io first)
+ *   k3s         etc/rancher/k3s/registries.yaml + regpress-ca.crt, config.yaml.d/50-regpress.yaml
+ *   rke2        the same under etc/rancher/rke2
  *   talos       talos/regpress-registries.yaml (machine-config patch)
  * and README.regpress listing them. The registries to mirror come from --tree (the registries
- * its images were named after) and --registry.
+ * its images were named after) and --registry. k3s, rke2 and Talos get the air-gapped default:
+ * no fallback to the registries themselves. With --tree and docker among the kinds, a tree with
+ * zstd layers is warned about (one line on stderr): Docker 20.10 cannot pull them.
  *
- *   --server HOST:PORT  the server as clients reach it (a name or IP in its certificate)
+ *   --server HOST:PORT  the server as clients reach it (a name or IP in its certificate), or
+ *                       https://HOST:PORT
  *   --ca FILE           the CA certificate (regpress certs: ca.crt)
- *   --for KIND          containerd, docker, podman (cri-o), k3s (rke2), talos or all (default);
+ *   --for KIND          containerd, docker, podman (cri-o), k3s, rke2, talos or all (default);
  *                       repeatable
  *   --tree TREE         mirror every registry the tree's repositories come from
  *   --registry NAME     also mirror NAME (repeatable), e.g. registry.k8s.io
@@ -35,9 +41,11 @@ static const char usage_text[] =
 	"usage: regpress client-config --server HOST:PORT --ca FILE [options]\n"
 	"\n"
 	"Write client trust and mirror configuration for a regpress server into a directory\n"
-	"shaped like / (etc/containerd/certs.d/..., etc/docker/..., ...) to review and copy.\n"
+	"shaped like / (etc/containerd/certs.d/..., etc/docker/..., ...) to review and copy;\n"
+	"README.regpress there says what each client needs (restarts, config.toml).\n"
 	"\n"
-	"  --server HOST:PORT  the server as clients reach it (a name/IP of its certificate)\n"
+	"  --server HOST:PORT  the server as clients reach it (a name/IP of its certificate);\n"
+	"                      https://HOST:PORT works too\n"
 	"  --ca FILE           the CA certificate clients must trust (regpress certs: ca.crt)\n"
 	"  --for KIND          containerd, docker, podman, k3s, rke2, talos or all (default);\n"
 	"                      repeatable\n"
@@ -45,6 +53,23 @@ static const char usage_text[] =
 	"  --registry NAME     also mirror registry NAME (repeatable)\n"
 	"  -o, --output DIR    output directory (default ./regpress-client)\n"
 	"  -h, --help          show this help\n";
+
+/* Docker 20.10 (Debian 12's docker.io) fails on zstd layers with "archive/tar: invalid tar
+ * header" after downloading them: say so before anyone copies the files. */
+static int warn_zstd(const char *tree)
+{
+	struct rp_err err = { { 0 } };
+	char *repo = NULL;
+
+	if (serve_clientcfg_zstd_repo(tree, &repo, &err) < 0)
+		return cmd_fail("client-config", &err);
+	if (repo)
+		fprintf(stderr, "regpress client-config: warning: %s has zstd layers (%s, maybe "
+				"more), which Docker 20.10 cannot pull; build with --compression gzip "
+				"for Docker\n", tree, repo);
+	free(repo);
+	return 0;
+}
 
 int cmd_client_config(int argc, char **argv)
 {
@@ -62,7 +87,7 @@ int cmd_client_config(int argc, char **argv)
 	struct serve_clientcfg_opts o = { 0 };
 	struct rp_err err = { { 0 } };
 	const char *tree = NULL;
-	char **regs = NULL, **found = NULL;
+	char **regs = NULL, **found = NULL, name[300];
 	size_t nregs = 0, nfound = 0, i;
 	unsigned kind;
 	int c, ret = 1;
@@ -117,8 +142,8 @@ int cmd_client_config(int argc, char **argv)
 		ret = cmd_usage_error("client-config", "--server and --ca are required");
 		goto out;
 	}
-	if (!serve_clientcfg_host_valid(o.server)) {
-		ret = cmd_usage_error("client-config", "--server %s: expected HOST:PORT", o.server);
+	if (serve_clientcfg_server(o.server, name, sizeof(name), &err) < 0) {
+		ret = cmd_usage_error("client-config", "--%s", err.msg);
 		goto out;
 	}
 	if (tree) {
@@ -141,6 +166,8 @@ int cmd_client_config(int argc, char **argv)
 	o.registries = (const char *const *)regs;
 	o.nregistries = nregs;
 	ret = serve_clientcfg(&o, &err) < 0 ? cmd_fail("client-config", &err) : 0;
+	if (ret == 0 && tree && (!o.kinds || (o.kinds & SERVE_CLIENT_DOCKER)))
+		ret = warn_zstd(tree);
 out:
 	for (i = 0; i < nfound; i++)
 		free(found[i]);

@@ -31,9 +31,17 @@ static const char *ossl_reason(void)
 	return r ? r : "unknown OpenSSL error";
 }
 
+int serve_certs_is_ip(const char *s)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}
+
 int serve_certs_host_valid(const char *h)
 {
 	size_t len = strlen(h), lab = 0, i;
+	int digits = 1;
 
 	if (len == 0 || len > 253)
 		return 0;
@@ -46,16 +54,18 @@ int serve_certs_host_valid(const char *h)
 			if (lab == 0 || h[i - 1] == '-')
 				return 0;
 			lab = 0;
+			digits = 1;
 		} else if (isalnum(c) || c == '-' || c == '_') {
 			if (lab == 0 && c == '-')
 				return 0;
 			if (++lab > 63)
 				return 0;
+			digits = digits && isdigit(c);
 		} else {
 			return 0;
 		}
 	}
-	return lab > 0;
+	return lab > 0 && !digits;
 }
 
 static EVP_PKEY *new_key(int rsa_bits, struct rp_err *err)
@@ -269,8 +279,10 @@ static char *san_value(const struct serve_certs_opts *o, struct rp_err *err)
 		rp_errno(err, "open_memstream");
 		return NULL;
 	}
+	/* Go clients match an address only against IP entries: "DNS:10.0.0.5" would never do. */
 	for (i = 0; i < o->nhosts; i++)
-		fprintf(f, "%sDNS:%s", i ? "," : "", o->hosts[i]);
+		fprintf(f, "%s%s:%s", i ? "," : "", serve_certs_is_ip(o->hosts[i]) ? "IP" : "DNS",
+			o->hosts[i]);
 	for (i = 0; i < o->nips; i++)
 		fprintf(f, "%sIP:%s", (i || o->nhosts) ? "," : "", o->ips[i]);
 	if (fclose(f) != 0) {
@@ -283,7 +295,6 @@ static char *san_value(const struct serve_certs_opts *o, struct rp_err *err)
 
 static int check_opts(const struct serve_certs_opts *o, struct rp_err *err)
 {
-	unsigned char a[16];
 	size_t i;
 
 	if (!o->dir)
@@ -297,11 +308,11 @@ static int check_opts(const struct serve_certs_opts *o, struct rp_err *err)
 	if (o->days < 0 || o->days > 36500 || o->ca_days < 0 || o->ca_days > 36500)
 		return rp_errf(err, "validity must be 1 to 36500 days");
 	for (i = 0; i < o->nhosts; i++)
-		if (!serve_certs_host_valid(o->hosts[i]))
-			return rp_errf(err, "host name %s: not a DNS name (use --ip for addresses)",
+		if (!serve_certs_host_valid(o->hosts[i]) && !serve_certs_is_ip(o->hosts[i]))
+			return rp_errf(err, "host %s: neither a DNS name nor an IP address",
 				       o->hosts[i]);
 	for (i = 0; i < o->nips; i++)
-		if (inet_pton(AF_INET, o->ips[i], a) != 1 && inet_pton(AF_INET6, o->ips[i], a) != 1)
+		if (!serve_certs_is_ip(o->ips[i]))
 			return rp_errf(err, "%s: not an IPv4 or IPv6 address", o->ips[i]);
 	if (o->client && (!*o->client || strlen(o->client) > 64))
 		return rp_errf(err, "client name must be 1 to 64 characters");

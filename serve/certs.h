@@ -16,13 +16,16 @@
 
 #include "err.h"
 
-#define SERVE_CERTS_DAYS 825	 /* server and client: the longest Apple platforms accept */
+/* Server and client: 397 days, under the 398 that browsers, Apple platforms and TLS scanners take
+ * as the most a server certificate may be valid (CA/Browser Forum). Rotation reissues it under the
+ * same CA (--ca-cert/--ca-key), so clients keep trusting ca.crt, which lives longer. */
+#define SERVE_CERTS_DAYS 397
 #define SERVE_CERTS_CA_DAYS 3650 /* the CA */
 
 struct serve_certs_opts {
 	const char *dir;	       /* output directory, created if needed */
 	const char *ca_cert, *ca_key;  /* reuse this CA (both or neither) */
-	const char *const *hosts;      /* DNS names for subjectAltName */
+	const char *const *hosts;      /* DNS names (an IP address given here is taken as one) */
 	size_t nhosts;
 	const char *const *ips;	       /* IPv4/IPv6 addresses for subjectAltName */
 	size_t nips;
@@ -33,8 +36,11 @@ struct serve_certs_opts {
 	int force;		       /* replace existing files */
 };
 
-/* Check a DNS name for subjectAltName (letters, digits, '-', '.', a leading "*." wildcard). */
+/* Check a DNS name for subjectAltName (letters, digits, '-', '.', a leading "*." wildcard; the
+ * last label not all digits, so a mistyped address such as 10.0.0.256 is no name). */
 int serve_certs_host_valid(const char *host);
+/* Is s an IPv4 or IPv6 address literal? */
+int serve_certs_is_ip(const char *s);
 /* Make the files above; nothing is written when a check fails (existing files, bad names, a CA
  * that is not a CA or whose key does not match). */
 int serve_certs(const struct serve_certs_opts *o, struct rp_err *err);

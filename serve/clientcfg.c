@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -12,6 +13,8 @@
 #include <openssl/x509.h>
 
 #include "fsutil.h"
+#include "tree.h"
+#include "snapshot.h"
 
 unsigned serve_clientcfg_kind(const char *name)
 {
@@ -21,7 +24,7 @@ unsigned serve_clientcfg_kind(const char *name)
 	} kinds[] = {
 		{ "containerd", SERVE_CLIENT_CONTAINERD }, { "docker", SERVE_CLIENT_DOCKER },
 		{ "podman", SERVE_CLIENT_PODMAN },	   { "cri-o", SERVE_CLIENT_PODMAN },
-		{ "k3s", SERVE_CLIENT_K3S },		   { "rke2", SERVE_CLIENT_K3S },
+		{ "k3s", SERVE_CLIENT_K3S },		   { "rke2", SERVE_CLIENT_RKE2 },
 		{ "talos", SERVE_CLIENT_TALOS },	   { "all", SERVE_CLIENT_ALL },
 	};
 	size_t i;
@@ -77,6 +80,56 @@ int serve_clientcfg_host_valid(const char *s)
 	return 1;
 }
 
+int serve_clientcfg_server(const char *arg, char *out, size_t outsz, struct rp_err *err)
+{
+	const char *s = arg;
+	size_t len;
+
+	if (!strncasecmp(s, "https://", 8))
+		s += 8;
+	else if (strstr(s, "://"))
+		return rp_errf(err, "server %s: expected HOST:PORT or https://HOST:PORT (regpress "
+				    "serves HTTPS only)", arg);
+	len = strlen(s);
+	if (s != arg && len && s[len - 1] == '/')
+		len--;
+	if (len >= outsz)
+		return rp_errf(err, "server %s: too long", arg);
+	memcpy(out, s, len);
+	out[len] = '\0';
+	if (!serve_clientcfg_host_valid(out))
+		return rp_errf(err, "server %s: expected HOST:PORT or https://HOST:PORT", arg);
+	/* Port 443 is what a name without one means; clients then use the bare host. */
+	if (len > 4 && !strcmp(out + len - 4, ":443"))
+		out[len - 4] = '\0';
+	return 0;
+}
+
+int serve_clientcfg_zstd_repo(const char *tree, char **repo, struct rp_err *err)
+{
+	struct snapshot snap;
+	char *text = NULL;
+	size_t i, len;
+	int ret = 0;
+
+	*repo = NULL;
+	if (layout_snapshot_load(tree, &snap, &text, err) < 0)
+		return -1;
+	for (i = 0; i < snap.n && !*repo; i++) {
+		const struct snap_rec *r = &snap.v[i];
+
+		len = r->media_type ? strlen(r->media_type) : 0;
+		if (r->kind != SNAP_BLOB || len < 5 || strcmp(r->media_type + len - 5, "+zstd"))
+			continue;
+		*repo = strdup(r->repo);
+		if (!*repo)
+			ret = rp_errf(err, "out of memory");
+	}
+	snapshot_free(&snap);
+	free(text);
+	return ret;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -100,38 +153,27 @@ static void sort_unique(char **v, size_t *n)
 
 int serve_clientcfg_registries(const char *tree, char ***out, size_t *n, struct rp_err *err)
 {
-	char *path = rp_join(tree, "registry/catalog.json"), *buf = NULL;
-	json_t *root = NULL, *repos, *r;
-	json_error_t jerr;
+	struct snapshot snap;
 	char **v = NULL;
-	size_t len, i, k = 0;
+	size_t i, k = 0;
 	int ret = -1;
 
 	*out = NULL;
 	*n = 0;
-	if (!path)
-		return rp_errf(err, "out of memory");
-	if (rp_read_file(path, 64u << 20, &buf, &len, err) < 0)
-		goto out;
-	root = json_loadb(buf, len, 0, &jerr);
-	repos = json_object_get(root, "repositories");
-	if (!json_is_array(repos)) {
-		rp_errf(err, "%s: not a catalog (%s)", path, root ? "no repositories" : jerr.text);
-		goto out;
-	}
-	v = calloc(json_array_size(repos) + 1, sizeof(*v));
+	/* The tree's repositories, read through its handle (the catalog is derived from them). */
+	if (layout_snapshot_load(tree, &snap, NULL, err) < 0)
+		return -1;
+	v = calloc(snap.n + 1, sizeof(*v));
 	if (!v) {
 		rp_errf(err, "out of memory");
 		goto out;
 	}
-	json_array_foreach(repos, i, r) {
-		const char *name = json_string_value(r), *slash;
+	for (i = 0; i < snap.n; i++) {
+		const char *name = snap.v[i].repo, *slash;
 		size_t hl;
 
-		if (!name) {
-			rp_errf(err, "%s: repository %zu is not a string", path, i);
-			goto out;
-		}
+		if (k && i && !strcmp(name, snap.v[i - 1].repo))
+			continue;
 		/* tree-format.md "Names": a first component with '.' or ':', or localhost, is a
 		 * registry host; anything else came from docker.io. */
 		slash = strchr(name, '/');
@@ -158,9 +200,7 @@ out:
 			free(v[i]);
 		free(v);
 	}
-	json_decref(root);
-	free(buf);
-	free(path);
+	snapshot_free(&snap);
 	return ret;
 }
 
@@ -243,8 +283,15 @@ static int gen_containerd(struct gen *g, struct rp_err *err)
 
 		OPEN_MEM(f, buf, len);
 		if (i == 0) {
+			/* containerd also tries `server` itself, last and with the top-level
+			 * settings only: without a top-level ca, every miss (a tag the tree lacks)
+			 * ends as a certificate error there instead of "not found". The [host]
+			 * block stays: containerd 1.6 without one does not read the file. */
 			fprintf(f, "# regpress: pulls from %s itself (ctr pull %s/library/NAME:TAG).\n"
-				   "server = \"https://%s\"\n\n",
+				   "server = \"https://%s\"\n"
+				   "# For server itself too, tried last: a miss is then \"not found\",\n"
+				   "# not a certificate error.\n"
+				   "ca = \"ca.crt\"\n\n",
 				g->server, g->server, g->server);
 		} else {
 			upstream(dir, up, sizeof(up));
@@ -264,10 +311,20 @@ static int gen_containerd(struct gen *g, struct rp_err *err)
 		if (put(g, rel, g->ca_pem, g->ca_len, err) < 0)
 			return -1;
 	}
-	fprintf(g->readme, "  containerd: config.toml needs\n"
-			   "    [plugins.\"io.containerd.grpc.v1.cri\".registry]\n"
-			   "      config_path = \"/etc/containerd/certs.d\"\n"
-			   "  (ctr: --hosts-dir /etc/containerd/certs.d). No restart needed.\n\n");
+	fprintf(g->readme,
+		"  containerd (and kubelet through it): /etc/containerd/config.toml must name the\n"
+		"  directory, once; containerd reads config.toml only when it starts, so restart it\n"
+		"  after adding this (systemctl restart containerd):\n"
+		"    containerd 1.x:\n"
+		"      [plugins.\"io.containerd.grpc.v1.cri\".registry]\n"
+		"        config_path = \"/etc/containerd/certs.d\"\n"
+		"    containerd 2.x (the CRI image service is its own plugin there):\n"
+		"      [plugins.\"io.containerd.cri.v1.images\".registry]\n"
+		"        config_path = \"/etc/containerd/certs.d\"\n"
+		"  The certs.d files themselves are read at every pull: adding or changing them\n"
+		"  needs no restart. ctr: ctr images pull --hosts-dir /etc/containerd/certs.d ...\n"
+		"  A mirrored registry's hosts.toml keeps the upstream as its server, which\n"
+		"  containerd tries after regpress (in an air gap it fails; nothing comes from it).\n\n");
 	return 0;
 }
 
@@ -284,9 +341,14 @@ static int gen_docker(struct gen *g, struct rp_err *err)
 	fprintf(f, "{\n  \"registry-mirrors\": [\"https://%s\"]\n}\n", g->server);
 	if (put_stream(g, "etc/docker/daemon.json", f, &buf, &len, err) < 0)
 		return -1;
-	fprintf(g->readme, "  docker: daemon.json is a snippet: merge \"registry-mirrors\" into an\n"
-			   "  existing /etc/docker/daemon.json, then restart dockerd. Docker mirrors\n"
-			   "  docker.io only; pull other images as %s/<registry>/<name>:<tag>.\n\n",
+	fprintf(g->readme,
+		"  docker: certs.d is read at every pull (no restart). daemon.json is a snippet:\n"
+		"  merge \"registry-mirrors\" into an existing /etc/docker/daemon.json, then\n"
+		"  systemctl reload docker (dockerd rereads registry-mirrors on SIGHUP). Docker\n"
+		"  mirrors docker.io only, and on a miss asks Docker Hub itself (in an air gap the\n"
+		"  error shown is then the Hub's); pull other images as\n"
+		"  %s/<registry>/<name>:<tag>.\n"
+		"  Docker 20.10 (Debian 12's docker.io) cannot pull zstd layers.\n\n",
 		g->server);
 	return 0;
 }
@@ -295,6 +357,7 @@ static int gen_podman(struct gen *g, struct rp_err *err)
 {
 	char rel[600], *buf = NULL;
 	size_t len = 0, i;
+	int pass, first;
 	FILE *f;
 
 	snprintf(rel, sizeof(rel), "etc/containers/certs.d/%s/ca.crt", g->server);
@@ -306,6 +369,20 @@ static int gen_podman(struct gen *g, struct rp_err *err)
 		   "# docker.io maps to the server's root and REGISTRY to <server>/REGISTRY,\n"
 		   "# which is how the tree names its repositories.\n",
 		g->server);
+	if (g->nregs) {
+		/* Short names (podman pull app:1) as Docker users expect them: docker.io first.
+		 * A top-level key, so before the first table; it replaces the system list. */
+		fprintf(f, "\n# Short names are looked for in these, in order (replaces the system list).\n"
+			   "unqualified-search-registries = [");
+		for (pass = 0, first = 1; pass < 2; pass++)
+			for (i = 0; i < g->nregs; i++) {
+				if (!strcmp(g->regs[i], "docker.io") != (pass == 0))
+					continue;
+				fprintf(f, "%s\"%s\"", first ? "" : ", ", g->regs[i]);
+				first = 0;
+			}
+		fprintf(f, "]\n");
+	}
 	for (i = 0; i < g->nregs; i++) {
 		int dock = !strcmp(g->regs[i], "docker.io");
 
@@ -316,37 +393,54 @@ static int gen_podman(struct gen *g, struct rp_err *err)
 	if (put_stream(g, "etc/containers/registries.conf.d/50-regpress.conf", f, &buf, &len,
 		       err) < 0)
 		return -1;
-	fprintf(g->readme, "  podman/CRI-O/skopeo/buildah: read at every run; no restart needed.\n\n");
+	fprintf(g->readme,
+		"  podman/CRI-O/skopeo/buildah: read at every run; no restart needed. Short\n"
+		"  names (podman pull NAME:TAG) are looked for in the mirrored registries,\n"
+		"  docker.io first (unqualified-search-registries, which replaces the system's).\n\n");
 	return 0;
 }
 
-/* registries.yaml (k3s and rke2 read the same format). */
-static int gen_k3s(struct gen *g, struct rp_err *err)
+/* k3s or rke2 (dist): registries.yaml, the format both read, each from its own directory, and a
+ * config drop-in that keeps their containerd from falling back to the registries themselves. */
+static int gen_rancher(struct gen *g, const char *dist, struct rp_err *err)
 {
-	static const char *const dists[] = { "k3s", "rke2" };
 	char rel[600], *buf = NULL;
-	size_t len = 0, i, d;
+	size_t len = 0, i;
 	FILE *f;
 
-	for (d = 0; d < 2; d++) {
-		OPEN_MEM(f, buf, len);
-		fprintf(f, "# regpress: %s pulls through %s (k3s/rke2 write containerd hosts.toml\n"
-			   "# from this file at start-up: restart the %s service after a change).\n"
-			   "mirrors:\n",
-			dists[d], g->server, dists[d]);
-		for (i = 0; i <= g->nregs; i++)
-			fprintf(f, "  \"%s\":\n    endpoint:\n      - \"https://%s\"\n",
-				i ? g->regs[i - 1] : g->server, g->server);
-		fprintf(f, "configs:\n  \"%s\":\n    tls:\n      ca_file: /etc/rancher/%s/regpress-ca.crt\n",
-			g->server, dists[d]);
-		snprintf(rel, sizeof(rel), "etc/rancher/%s/registries.yaml", dists[d]);
-		if (put_stream(g, rel, f, &buf, &len, err) < 0)
-			return -1;
-		snprintf(rel, sizeof(rel), "etc/rancher/%s/regpress-ca.crt", dists[d]);
-		if (put(g, rel, g->ca_pem, g->ca_len, err) < 0)
-			return -1;
-	}
-	fprintf(g->readme, "  k3s, rke2: restart the k3s/rke2 (or -agent) service.\n\n");
+	OPEN_MEM(f, buf, len);
+	fprintf(f, "# regpress: %s pulls through %s (%s writes containerd's hosts.toml\n"
+		   "# from this file when it starts: restart the %s service after a change).\n"
+		   "mirrors:\n",
+		dist, g->server, dist, dist);
+	for (i = 0; i <= g->nregs; i++)
+		fprintf(f, "  \"%s\":\n    endpoint:\n      - \"https://%s\"\n",
+			i ? g->regs[i - 1] : g->server, g->server);
+	fprintf(f, "configs:\n  \"%s\":\n    tls:\n      ca_file: /etc/rancher/%s/regpress-ca.crt\n",
+		g->server, dist);
+	snprintf(rel, sizeof(rel), "etc/rancher/%s/registries.yaml", dist);
+	if (put_stream(g, rel, f, &buf, &len, err) < 0)
+		return -1;
+	snprintf(rel, sizeof(rel), "etc/rancher/%s/regpress-ca.crt", dist);
+	if (put(g, rel, g->ca_pem, g->ca_len, err) < 0)
+		return -1;
+	/* An air gap has no upstream: without this, every miss is retried against the registry
+	 * itself and reported as that attempt's failure. */
+	OPEN_MEM(f, buf, len);
+	fprintf(f, "# regpress: pull from the mirrors in registries.yaml only, never from the\n"
+		   "# registries themselves (an air gap has none to reach, and a miss is then\n"
+		   "# reported as a miss). %s releases of January 2024 on (v1.26.13, v1.27.10,\n"
+		   "# v1.28.6, v1.29.1); delete this file on a site that may reach the registries.\n"
+		   "disable-default-registry-endpoint: true\n",
+		dist);
+	snprintf(rel, sizeof(rel), "etc/rancher/%s/config.yaml.d/50-regpress.yaml", dist);
+	if (put_stream(g, rel, f, &buf, &len, err) < 0)
+		return -1;
+	fprintf(g->readme,
+		"  %s: restart the %s (or %s-agent) service. config.yaml.d/50-regpress.yaml\n"
+		"  turns off the fallback to the registries themselves, the air-gapped default;\n"
+		"  delete it on a connected site.\n\n",
+		dist, dist, dist);
 	return 0;
 }
 
@@ -381,30 +475,40 @@ static int gen_talos(struct gen *g, struct rp_err *err)
 	fprintf(f, "# regpress: Talos machine-config patch: pull through %s.\n"
 		   "#   talosctl patch machineconfig -n NODE --patch @regpress-registries.yaml\n"
 		   "# (or talosctl gen config --config-patch @regpress-registries.yaml)\n"
+		   "# skipFallback: never pull from the registries themselves (an air gap has none\n"
+		   "# to reach); remove those lines on a site that may reach them.\n"
 		   "machine:\n  registries:\n    mirrors:\n",
 		g->server);
+	/* skipFallback: the air-gapped default, as for k3s and rke2 (see gen_rancher). */
 	for (i = 0; i <= g->nregs; i++)
-		fprintf(f, "      \"%s\":\n        endpoints:\n          - \"https://%s\"\n",
+		fprintf(f, "      \"%s\":\n        endpoints:\n          - \"https://%s\"\n"
+			   "        skipFallback: true\n",
 			i ? g->regs[i - 1] : g->server, g->server);
 	fprintf(f, "    config:\n      \"%s\":\n        tls:\n          ca: \"%.*s\"\n", g->server,
 		(int)n, b64);
 	BIO_free_all(enc);
-	return put_stream(g, "talos/regpress-registries.yaml", f, &buf, &len, err) < 0 ? -1 : 0;
+	if (put_stream(g, "talos/regpress-registries.yaml", f, &buf, &len, err) < 0)
+		return -1;
+	fprintf(g->readme, "  talos: apply the patch with talosctl (see its first lines). skipFallback\n"
+			   "  is the air-gapped default; remove it on a connected site.\n\n");
+	return 0;
 }
 
 int serve_clientcfg(const struct serve_clientcfg_opts *o, struct rp_err *err)
 {
 	struct gen g = { 0 };
 	unsigned kinds = o->kinds ? o->kinds : SERVE_CLIENT_ALL;
-	char *ca = NULL, *readme = NULL, *server = NULL;
+	char *ca = NULL, *readme = NULL, *server = NULL, name[300];
 	size_t ca_len, rlen = 0, i;
 	BIO *b = NULL;
 	X509 *x = NULL;
 	int ret = -1;
 
 	g.o = o;
-	if (!o->server || !serve_clientcfg_host_valid(o->server))
-		return rp_errf(err, "server %s: expected HOST:PORT", o->server ? o->server : "(none)");
+	if (!o->server)
+		return rp_errf(err, "no server");
+	if (serve_clientcfg_server(o->server, name, sizeof(name), err) < 0)
+		return -1;
 	if (!o->out)
 		return rp_errf(err, "no output directory");
 	for (i = 0; i < o->nregistries; i++)
@@ -422,10 +526,7 @@ int serve_clientcfg(const struct serve_clientcfg_opts *o, struct rp_err *err)
 		goto out;
 	}
 	X509_free(x);
-	/* Port 443 is what a name without one means; clients then use the bare host. */
-	i = strlen(o->server);
-	server = (i > 4 && !strcmp(o->server + i - 4, ":443")) ? strndup(o->server, i - 4)
-							       : strdup(o->server);
+	server = strdup(name);
 	g.regs = calloc(o->nregistries + 1, sizeof(*g.regs));
 	if (!server || !g.regs) {
 		rp_errf(err, "out of memory");
@@ -457,7 +558,8 @@ int serve_clientcfg(const struct serve_clientcfg_opts *o, struct rp_err *err)
 	if (((kinds & SERVE_CLIENT_CONTAINERD) && gen_containerd(&g, err) < 0) ||
 	    ((kinds & SERVE_CLIENT_DOCKER) && gen_docker(&g, err) < 0) ||
 	    ((kinds & SERVE_CLIENT_PODMAN) && gen_podman(&g, err) < 0) ||
-	    ((kinds & SERVE_CLIENT_K3S) && gen_k3s(&g, err) < 0) ||
+	    ((kinds & SERVE_CLIENT_K3S) && gen_rancher(&g, "k3s", err) < 0) ||
+	    ((kinds & SERVE_CLIENT_RKE2) && gen_rancher(&g, "rke2", err) < 0) ||
 	    ((kinds & SERVE_CLIENT_TALOS) && gen_talos(&g, err) < 0))
 		goto out;
 	if (fclose(g.readme) != 0) {

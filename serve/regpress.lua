@@ -78,12 +78,13 @@ local function fail(status, code, message)
 	return status
 end
 
+-- On every answer of the script, inside /v2 or not (the README promises it on every response).
+hdr["Docker-Distribution-API-Version"] = "registry/2.0"
+
 local path = attr["uri.path"] -- already percent-decoded and dot-segment-normalised by lighttpd
 if path ~= "/v2" and path:sub(1, 4) ~= "/v2/" then
 	return fail(404, "NOT_FOUND", "not found")
 end
-
-hdr["Docker-Distribution-API-Version"] = "registry/2.0"
 
 local method = attr["request.method"]
 if method ~= "GET" and method ~= "HEAD" then
@@ -153,6 +154,87 @@ local function file_exists(p)
 	return st ~= nil and st.is_file
 end
 
+-- The contents of a tree file the script reads itself (a manifest pointer, a tag list or the
+-- catalog to paginate, a referrers index to filter), after the checks lighttpd's static handler
+-- makes before it sends a file: no symlink anywhere in the path (server.follow-symlink is off),
+-- a regular file, opened without following a link. Those checks are lighttpd's own: the stat
+-- object's "http-response-send-file" runs them (http_response_send_file, lighttpd 1.4.69) and
+-- attaches the file to the response, which is undone here (the body, and the headers it may have
+-- set, put back as they were; the status it leaves, 200, is replaced by the script's answer). io.open alone
+-- follows symlinks, so a tampered tree could otherwise make the script read and return any file.
+-- Returns the text, or nil and "missing" or "denied" (the static handler's 403).
+local function read_checked(p, limit)
+	local st = lighty.c.stat(p)
+	if not st then
+		return nil, "missing"
+	end
+	local saved = { hdr["Content-Type"], hdr["ETag"], hdr["Last-Modified"] }
+	local status = st["http-response-send-file"]
+	r.resp_body.set({})
+	hdr["Content-Type"] = saved[1] or ""
+	hdr["ETag"] = saved[2] or ""
+	hdr["Last-Modified"] = saved[3] or ""
+	-- 304: lighttpd answered a conditional request, after the same checks.
+	if status ~= 200 and status ~= 304 then
+		return nil, "denied"
+	end
+	local body = read_all(p, limit)
+	if not body then
+		return nil, "missing"
+	end
+	return body
+end
+
+-- Manifest pointers are read on every manifest request, and the checks above cost a lstat() per
+-- path component each time (a fifth of the rate of cached manifests). So a pointer lighttpd has
+-- approved is remembered with its file's identity (inode, change time, size; any rename, link,
+-- chmod or write changes the change time) and read again without the checks while the path still
+-- leads to that same file. What a pointer says is used only when it parses as a pointer naming a
+-- blob of the tree, which is then served with the static handler's checks or from the cache, so a
+-- link swapped in between two stat() (lighttpd keeps one per second) can disclose nothing else.
+-- Bounded like the manifest cache: forgotten wholesale past POINTERS_MAX entries.
+local POINTERS_MAX = 16384 -- paths of a few hundred bytes: a few MiB per worker
+local POINTERS = _G.regpress_pointers
+if not POINTERS then
+	local ok, n = {}, 0
+	POINTERS = {
+		approved = function(p, id)
+			return ok[p] == id
+		end,
+		approve = function(p, id)
+			if n >= POINTERS_MAX then
+				ok, n = {}, 0
+			end
+			if not ok[p] then
+				n = n + 1
+			end
+			ok[p] = id
+		end,
+	}
+	_G.regpress_pointers = POINTERS
+end
+
+local function read_pointer(p)
+	local st = lighty.c.stat(p)
+	if not st then
+		return nil, "missing"
+	end
+	local s, ns = st.st_ctim()
+	local id = st.st_ino .. " " .. s .. "." .. ns .. " " .. st.st_size
+	if POINTERS.approved(p, id) then
+		return read_all(p, 1024)
+	end
+	local text, why = read_checked(p, 1024)
+	if text then
+		POINTERS.approve(p, id)
+	end
+	return text, why
+end
+
+local function denied()
+	return fail(403, "DENIED", "access denied")
+end
+
 -- Hand a file to the static handler. Content-Type and ETag set here survive it, and its
 -- If-None-Match handling compares against that ETag (lighttpd 1.4.69). Content addressed by a
 -- digest has the digest as its ETag, as registry:2 sends it: the same on every copy of a tree, and
@@ -184,7 +266,10 @@ local function paginate(file, key, head, link_base, link_extra)
 		return fail(400, "PAGINATION_NUMBER_INVALID", "n must be a non-negative integer")
 	end
 	n = n and tonumber(n)
-	local body = read_all(file)
+	local body, why = read_checked(file)
+	if why == "denied" then
+		return denied()
+	end
 	local list = body and body:match('"' .. key .. '":%[(.-)%]')
 	if not list then
 		return nil
@@ -251,9 +336,14 @@ end
 dir = reg .. "repos/" .. dir .. "/"
 
 -- Misses are checked against the repository's _tags.json only then, to keep hits at one lookup.
-local function unknown(code, what)
+-- The message names the repository and what was asked of it ("manifest library/app:2.1"): Docker
+-- and podman print it after the code, and print the code alone when the message is the spec's
+-- standard text. repo and the references passed the name, tag and digest grammars, so they hold
+-- no character JSON would need escaped. `asked` is what a NAME_UNKNOWN adds ("manifest 2.1").
+local function unknown(code, what, asked)
 	if not file_exists(dir .. "_tags.json") then
-		return fail(404, "NAME_UNKNOWN", "repository name not known to registry")
+		return fail(404, "NAME_UNKNOWN", "repository " .. repo .. " not known to registry" ..
+			(asked and (" (" .. asked .. ")") or ""))
 	end
 	return fail(404, code, what .. " unknown to registry")
 end
@@ -262,7 +352,7 @@ if kind == "tags" then
 	local extra = (ns and ns ~= "") and ("&ns=" .. lighty.c.urlenc(ns)) or ""
 	local head = '{"name":"' .. repo .. '",'
 	return paginate(dir .. "_tags.json", "tags", head, "/v2/" .. name .. "/tags/list", extra) or
-		unknown("NAME_UNKNOWN", "repository")
+		unknown("NAME_UNKNOWN", "tag list of " .. repo)
 end
 
 -- Walk JSON text from position i, outside strings: visit(c, i, depth) for each bracket ('{', '[',
@@ -333,7 +423,7 @@ local INDEX = "application/vnd.oci.image.index.v1+json"
 
 -- A reference with ':' is a digest. Only sha256 is stored; any other well-formed digest is simply
 -- unknown, a malformed one (sha256:totallywrong) is 400 as the spec allows, never a 500.
-local hex, cache
+local hex, cache, ref_name
 if ref:find(":", 1, true) then
 	local alg, enc = ref:match("^([a-z0-9]+[a-z0-9+._-]*):([A-Za-z0-9=_-]+)$")
 	if alg == "sha256" then
@@ -344,19 +434,19 @@ if ref:find(":", 1, true) then
 	if hex == nil then
 		return fail(400, "DIGEST_INVALID", "invalid digest")
 	end
-	cache = IMMUTABLE
+	cache, ref_name = IMMUTABLE, repo .. "@" .. ref
 elseif kind == "blobs" or kind == "referrers" then
 	return fail(400, "DIGEST_INVALID", "invalid digest")
 else
 	if not ref:find("^[A-Za-z0-9_][A-Za-z0-9._-]*$") or #ref > 128 then
-		return fail(404, "MANIFEST_UNKNOWN", "invalid tag")
+		return fail(404, "MANIFEST_UNKNOWN", "invalid tag for repository " .. repo)
 	end
-	cache = SHORT
+	cache, ref_name = SHORT, repo .. ":" .. ref
 end
 
 if kind == "blobs" then
 	if not hex or not file_exists(dir .. "_blobs/" .. hex) then
-		return unknown("BLOB_UNKNOWN", "blob")
+		return unknown("BLOB_UNKNOWN", "blob " .. ref_name, "blob " .. ref)
 	end
 	return send(root .. "/blobs/sha256/" .. hex, "application/octet-stream", IMMUTABLE, "sha256:" .. hex)
 end
@@ -366,7 +456,7 @@ end
 -- The list can change on a republish, so it is cached briefly like a tag.
 if kind == "referrers" then
 	if not file_exists(dir .. "_tags.json") then
-		return fail(404, "NAME_UNKNOWN", "repository name not known to registry")
+		return unknown("NAME_UNKNOWN", "referrers of " .. ref_name, "referrers of " .. ref)
 	end
 	local file = hex and (dir .. "_referrers/" .. hex)
 	local want = query["artifactType"]
@@ -382,7 +472,11 @@ if kind == "referrers" then
 	if not want then
 		return send(file, INDEX, SHORT)
 	end
-	local descs = index_descriptors(read_all(file) or "")
+	local text, why = read_checked(file)
+	if why == "denied" then
+		return denied()
+	end
+	local descs = index_descriptors(text or "")
 	if not descs then
 		return fail(500, "UNKNOWN", "unreadable referrers index")
 	end
@@ -401,15 +495,18 @@ end
 -- manifests: the pointer "sha256:<hex> <size> <media-type>" gives the digest and the exact type
 -- clients need as Content-Type.
 if hex == false then
-	return unknown("MANIFEST_UNKNOWN", "manifest")
+	return unknown("MANIFEST_UNKNOWN", "manifest " .. ref_name, "manifest " .. ref)
 end
-local pointer = read_all(dir .. "_manifests/" .. (hex and ("sha256/" .. hex) or ("tags/" .. ref)))
+local pointer, why = read_pointer(dir .. "_manifests/" .. (hex and ("sha256/" .. hex) or ("tags/" .. ref)))
+if why == "denied" then
+	return denied()
+end
 local phex, psize, mtype
 if pointer then
 	phex, psize, mtype = pointer:match("^sha256:(%x+) (%d+) ([%w!#$&^_.+/-]+)\n?$")
 end
 if not phex or #phex ~= 64 then
-	return unknown("MANIFEST_UNKNOWN", "manifest")
+	return unknown("MANIFEST_UNKNOWN", "manifest " .. ref_name, "manifest " .. ref)
 end
 local digest = "sha256:" .. phex
 local body = MANIFESTS.get(phex)

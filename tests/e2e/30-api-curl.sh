@@ -50,6 +50,14 @@ err_is() {
 	jq -e '.errors[0] | has("message") and has("detail")' "$T/b" >/dev/null
 }
 
+# msg_is STATUS PATH MESSAGE: an OCI error with that status and exactly that message (explicit
+# returns: it runs on the left of &&, where errexit does not apply).
+msg_is() {
+	req "$2" || return 1
+	status_is "$1" || return 1
+	expect "message of $2" "$(jq -r '.errors[0].message' "$T/b")" "$3"
+}
+
 # repo_dir REPO: the repository's directory in the tree ($TREE).
 repo_dir() {
 	local r=$1
@@ -348,6 +356,29 @@ run_api_checks() {
 	# lighttpd itself wants a length on POST before any module runs.
 	check "$label: POST without Content-Length is lighttpd's 411, in JSON" \
 		eval 'err_is 411 UNSUPPORTED -X POST "/v2/$repo/blobs/uploads/"'
+	# Methods lighttpd knows reach the script (405); one it does not know is its own 501 (RFC 9110:
+	# the answer to an unrecognized method), before any module runs (README "The served API").
+	check "$label: OPTIONS, PROPFIND and TRACE are 405 UNSUPPORTED with Allow" \
+		eval 'for m in OPTIONS PROPFIND TRACE; do err_is 405 UNSUPPORTED -X $m "/v2/$repo/manifests/$tag" &&
+			expect "Allow ($m)" "$(hdr allow)" "GET, HEAD" || return 1; done'
+	check "$label: an unknown method is lighttpd's 501, in JSON" \
+		eval 'err_is 501 UNSUPPORTED -X FROB "/v2/$repo/manifests/$tag" &&
+			err_is 501 UNSUPPORTED --http1.1 -X FROB "/v2/$repo/manifests/$tag"'
+	check "$label: outside /v2 too: 404 NOT_FOUND with Docker-Distribution-API-Version" \
+		eval 'err_is 404 NOT_FOUND /index.json && api_version_ok && err_is 404 NOT_FOUND -X DELETE / && api_version_ok'
+	# Misses name the repository and what was asked (Docker and podman print the message).
+	local zeros
+	zeros=$(printf '0%.0s' {1..64})
+	check "$label: error messages name the repository and the reference" \
+		eval 'msg_is 404 "/v2/$repo/manifests/no-such-tag" "manifest $repo:no-such-tag unknown to registry" &&
+			msg_is 404 "/v2/$repo/manifests/sha256:$zeros" "manifest $repo@sha256:$zeros unknown to registry" &&
+			msg_is 404 "/v2/$repo/blobs/sha256:$zeros" "blob $repo@sha256:$zeros unknown to registry" &&
+			msg_is 404 /v2/no/such/manifests/1 "repository no/such not known to registry (manifest 1)" &&
+			msg_is 404 "/v2/no/such/blobs/sha256:$zeros" "repository no/such not known to registry (blob sha256:$zeros)" &&
+			msg_is 404 /v2/no/such/tags/list "repository no/such not known to registry" &&
+			msg_is 404 "/v2/no/such/tags/list?n=1" "repository no/such not known to registry" &&
+			msg_is 404 "/v2/no/such/referrers/sha256:$zeros" "repository no/such not known to registry (referrers of sha256:$zeros)" &&
+			msg_is 404 "/v2/nope/manifests/1?ns=docker.io" "repository library/nope not known to registry (manifest 1)"'
 	check "$label: a body over server.max-request-size is 413, in JSON" \
 		eval 'head -c 5000 /dev/zero >"$T/big" && err_is 413 UNSUPPORTED --http1.1 -X PUT --data-binary @"$T/big" "/v2/$repo/manifests/$tag"'
 

@@ -200,6 +200,22 @@ cp "$T/tree-link/registry/repos/library/base/_manifests/tags/1" "$T/tree-link/re
 MFILE=$T/tree-link/blobs/sha256/$MHEX
 mv "$MFILE" "$T/outside-manifest"
 ln -s "$T/outside-manifest" "$MFILE"
+# Links to files outside the tree where the script reads files itself (issue 17): the tag list and
+# the catalog it paginates, a tag pointer (naming an intact manifest, app's), a directory of
+# pointers, and a referrers index it filters. The outside files say OUTSIDE-SECRET.
+LB=$T/tree-link/registry/repos/library/base
+LAPP=$T/tree-link/registry/repos/example.com/team/app
+APPHEX=$(cut -d' ' -f1 "$LAPP/_manifests/tags/1.0")
+APPHEX=${APPHEX#sha256:}
+echo '{"name":"library/base","tags":["OUTSIDE-SECRET"],"repositories":["OUTSIDE-SECRET"],"manifests":[{"artifactType":"x","digest":"OUTSIDE-SECRET"}]}' >"$T/outside.json"
+ln -sf "$T/outside.json" "$LB/_tags.json"
+ln -sf "$T/outside.json" "$T/tree-link/registry/catalog.json"
+cp "$LAPP/_manifests/tags/1.0" "$T/outside-pointer"
+ln -s "$T/outside-pointer" "$LB/_manifests/tags/ptrlink"
+mv "$LAPP/_manifests/sha256" "$T/outside-pointers"
+ln -s "$T/outside-pointers" "$LAPP/_manifests/sha256"
+mkdir -p "$LB/_referrers"
+ln -s "$T/outside.json" "$LB/_referrers/$MHEX"
 find "$TREE" -printf '%P %s %T@ %m %y\n' | sort >"$T/tree.before"
 # One worker, so the second request for the linked manifest meets the same script state.
 serve "$T/tree-link" --access-log "$T/access.log" --workers 1
@@ -229,6 +245,34 @@ check "manifest whose blob is a symlink out of the tree is not served, twice" \
 	eval 'for i in 1 2; do req /v2/library/base/manifests/linked; [ "$(cat "$T/s")" != 200 ] &&
 		[ ! -s "$T/b" -o "$(jq -r ".errors[0].code" "$T/b")" != null ] || return 1; done'
 check "the rest of the copy is served" eval 'req /v2/example.com/team/app/manifests/1.0 && status_is 200'
+# denied PATH: 403 DENIED, as lighttpd's static handler answers a link, and nothing of outside.
+# Explicit returns: it runs on the left of && too, where errexit does not apply.
+denied() {
+	req "$1" || return 1
+	status_is 403 || return 1
+	expect "error code" "$(jq -r '.errors[0].code' "$T/b")" DENIED || return 1
+	if grep -q -e OUTSIDE-SECRET -e "$APPHEX" "$T/b" "$T/h"; then
+		echo "$1: outside content or app's manifest in the answer:"
+		cat "$T/h" "$T/b"
+		return 1
+	fi
+}
+check "symlinked _tags.json: tags/list is refused" denied /v2/library/base/tags/list
+check "symlinked _tags.json: tags/list?n=5 (read by the script) is refused too" denied "/v2/library/base/tags/list?n=5"
+check "symlinked _tags.json: also through ?ns=docker.io and with last=" \
+	eval 'denied "/v2/base/tags/list?n=5&ns=docker.io" && denied "/v2/library/base/tags/list?last=a"'
+check "symlinked catalog.json: _catalog and _catalog?n=5 are refused" \
+	eval 'denied /v2/_catalog && denied "/v2/_catalog?n=5"'
+# After the check above, app's manifest is in the worker's cache: the refusal must not depend on
+# whether the manifest itself would come from a file.
+check "symlinked tag pointer (to an intact manifest) is refused, twice" \
+	eval 'denied /v2/library/base/manifests/ptrlink && denied /v2/library/base/manifests/ptrlink'
+check "a pointer under a symlinked directory is refused" \
+	eval 'denied "/v2/example.com/team/app/manifests/sha256:$APPHEX"'
+check "symlinked referrers index: refused, filtered (read by the script) or not" \
+	eval 'denied "/v2/library/base/referrers/sha256:$MHEX?artifactType=x" && denied "/v2/library/base/referrers/sha256:$MHEX"'
+check "the rest is still served: app's tag list, paginated" \
+	eval 'req "/v2/example.com/team/app/tags/list?n=1" && status_is 200 && expect tags "$(jq -c .tags "$T/b")" "[\"1.0\"]"'
 check "access log written to the file" \
 	eval 'e2e_wait_for 50 grep -q "GET /v2/example.com/team/app/manifests/1.0 " "$T/access.log"'
 check_here "server stops" e2e_serve_stop

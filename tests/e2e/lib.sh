@@ -774,7 +774,9 @@ e2e_hosts() {
 	local name=$1
 	mkdir -p "$HOSTS/$name"
 	if [ "$name" = "127.0.0.1:$PORT" ]; then
-		printf 'server = "%s"\n\n' "$URL" >"$HOSTS/$name/hosts.toml"
+		# The CA at the top level too: containerd tries server last with only these settings,
+		# and without it reports every miss as a certificate error (issue 18).
+		printf 'server = "%s"\nca = "%s"\n\n' "$URL" "$CERTS/ca.crt" >"$HOSTS/$name/hosts.toml"
 	else
 		: >"$HOSTS/$name/hosts.toml"
 	fi
@@ -788,4 +790,306 @@ e2e_hosts() {
 # e2e_containerd_stop: stop the daemon; fails if it ignored SIGTERM.
 e2e_containerd_stop() {
 	e2e_stop "$CTRD_PID" || { echo "containerd ignored SIGTERM: killed"; return 1; }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Docker, podman and containerd's CRI as clients (22-docker.sh, 24-podman.sh, 26-cri.sh)
+#
+#   e2e_client_sandbox      in this script's private mount namespace: a tmpfs over /run, a private
+#                           /etc/hosts naming regpress.test (and Docker Hub, so that nothing ever
+#                           leaves the machine) as ::1, private copies of /etc/docker and
+#                           /etc/containers; needs root
+#   e2e_platform_fixtures D D/multi-<arch>.tar: example.com/team/multi:1 for the host's
+#                           architecture and for arm64 (amd64 on an arm64 host), to merge into an
+#                           index; D/platforms.list: "<file> <arch>" lines
+#   e2e_serve_named TREE [OPT]  e2e_serve on [::1] with a certificate from `regpress certs` for
+#                           regpress.test: $REG is regpress.test:$PORT (dockerd treats every
+#                           127.0.0.0/8 registry as insecure and skips TLS checks there)
+#   e2e_dockerd             a private dockerd with its own containerd; `dk` runs Docker's CLI
+#   e2e_podman              podman with every file of its own under $T/podman; `pm` runs it
+#   e2e_cri                 containerd with its CRI plugin, registry config in $CRI_CERTS_D;
+#                           `cri_pull IMAGE [USER PASS]` and `cri_status IMAGE` call it
+#   e2e_stop_named PID      stop one of the daemons above (fails if it ignored SIGTERM)
+
+E2E_TOOLS=$E2E_ROOT/tests/tools
+# Debian's Docker CLI: another one earlier in PATH (a newer release) would talk another API.
+E2E_DOCKER=${E2E_DOCKER:-/usr/bin/docker}
+E2E_PY=$(command -v /usr/bin/python3 || command -v python3)
+
+# _e2e_private: this shell runs in the script's own mount namespace (see the top of this file).
+_e2e_private() {
+	[ "${E2E_PRIVATE_NS:-}" = "$$" ] && [ "$(readlink /proc/self/ns/mnt)" != "$(readlink /proc/1/ns/mnt)" ]
+}
+
+# _e2e_bind_copy DIR: a copy of DIR (made in $T) mounted over it, so a client may write there.
+_e2e_bind_copy() {
+	local dir=$1 copy
+	copy=$T/sandbox$(echo "$dir" | tr / _)
+	mkdir -p "$copy"
+	if [ -d "$dir" ]; then
+		cp -a "$dir/." "$copy/"
+		mount --bind "$copy" "$dir"
+	fi
+}
+
+# _e2e_covered DIR: DIR is a mount point of this namespace (a private copy or tmpfs over it).
+_e2e_covered() {
+	_e2e_private && awk -v d="$1" '$5 == d {f = 1} END {exit !f}' /proc/self/mountinfo
+}
+
+e2e_client_sandbox() {
+	: "${T:?e2e_tmpdir first}"
+	[ "$(id -u)" = 0 ] || return 1
+	# Every mount below must stay in this script's namespace: refuse anywhere else.
+	_e2e_private || { echo "not in a private mount namespace: refusing to mount"; return 1; }
+	mount -t tmpfs -o mode=0755,size=64m e2e-run /run
+	{ cat /etc/hosts; echo '::1 regpress.test registry-1.docker.io index.docker.io'; } >"$T/hosts"
+	mount --bind "$T/hosts" /etc/hosts
+	_e2e_bind_copy /etc/docker
+	_e2e_bind_copy /etc/containers
+	[ ! -d /var/cache/containers ] || mount -t tmpfs -o mode=0700 e2e-cache /var/cache/containers
+}
+
+# e2e_platform_fixtures DIR: see above. umoci images (the file each holds says which platform
+# it is: /etc/arch) written by skopeo as docker-archive; cached per run like e2e_fixtures.
+e2e_platform_fixtures() {
+	local out=$1 cache
+	mkdir -p "$out"
+	if [ -n "${E2E_CACHE:-}" ]; then
+		cache=$E2E_CACHE/platforms
+		mkdir -p "$cache"
+		(
+			flock 9
+			[ -e "$cache/.done" ] || { _e2e_make_platforms "$cache" && touch "$cache/.done"; }
+		) 9>"$E2E_CACHE/platforms.lock" || return 1
+		cp "$cache"/*.tar "$cache/platforms.list" "$out/"
+	else
+		_e2e_make_platforms "$out"
+	fi
+}
+
+_e2e_make_platforms() {
+	local out=$1 w rc=0
+	w=$(mktemp -d "${TMPDIR:-/tmp}/regpress-pf.XXXXXX")
+	_e2e_make_platforms_in "$out" "$w" >"$w.log" 2>&1 &
+	wait "$!" || rc=$?
+	[ "$rc" -eq 0 ] || { echo "making the platform fixtures failed:"; cat "$w.log"; }
+	rm -rf "$w" "$w.log"
+	return "$rc"
+}
+
+_e2e_make_platforms_in() {
+	local out=$1 w=$2 L=$2/layout host other arch b
+	host=$(e2e_goarch)
+	other=arm64
+	[ "$host" != arm64 ] || other=amd64
+	umoci init --layout "$L"
+	for arch in "$host" "$other"; do
+		umoci new --image "$L:$arch"
+		umoci config --image "$L:$arch" --os linux --architecture "$arch" --config.cmd /bin/arch
+		b=$w/bundle-$arch
+		umoci unpack --image "$L:$arch" "$b" >/dev/null
+		mkdir -p "$b/rootfs/etc"
+		printf 'multi %s\n' "$arch" >"$b/rootfs/etc/arch"
+		umoci repack --image "$L:$arch" "$b"
+		rm -rf "$b"
+	done
+	umoci gc --layout "$L"
+	: >"$out/platforms.list"
+	for arch in "$host" "$other"; do
+		skopeo --tmpdir "$w" copy -q "oci:$L:$arch" "docker-archive:$out/multi-$arch.tar:example.com/team/multi:1"
+		echo "multi-$arch.tar $arch" >>"$out/platforms.list"
+	done
+}
+
+# e2e_free_port6: an unused TCP port on ::1.
+e2e_free_port6() {
+	"$E2E_PY" -c 'import socket; s = socket.socket(socket.AF_INET6); s.bind(("::1", 0)); print(s.getsockname()[1])'
+}
+
+_e2e_named_answers() {
+	curl -sS -o /dev/null --max-time 2 --cacert "$CERTS/ca.crt" \
+		--resolve "regpress.test:$PORT:[::1]" "https://regpress.test:$PORT/v2/" 2>/dev/null
+}
+
+e2e_serve_named() {
+	local tree=$1 _
+	shift
+	: "${T:?e2e_tmpdir first}"
+	CERTS=${CERTS:-$T/certs-named}
+	if [ ! -s "$CERTS/server.crt" ]; then
+		"$REGPRESS" certs -o "$CERTS" --host regpress.test --host localhost --ip ::1 \
+			--ip 127.0.0.1 >/dev/null || e2e_die "regpress certs for regpress.test"
+	fi
+	export CERTS
+	for _ in 1 2 3; do
+		PORT=$(e2e_free_port6)
+		SERVE_LOG=$T/serve-$PORT.log
+		e2e_spawn "$SERVE_LOG" "$REGPRESS" serve "$tree" --cert "$CERTS/server.crt" \
+			--key "$CERTS/server.key" --listen "[::1]:$PORT" "$@"
+		SERVE_PID=$E2E_SPAWNED
+		if E2E_SERVE_PROBE=_e2e_named_answers _e2e_wait_served; then
+			_e2e_adopt "$(e2e_descendants "$SERVE_PID")"
+			REG=regpress.test:$PORT
+			URL=https://$REG
+			export PORT URL REG SERVE_PID SERVE_LOG
+			return 0
+		fi
+		e2e_stop "$SERVE_PID" || true
+		grep -qi 'address already in use' "$SERVE_LOG" || break
+	done
+	sed 's/^/#   | /' "$SERVE_LOG"
+	e2e_die "regpress serve $tree on [::1]"
+}
+
+# _e2e_containerd_at DIR CRI [EXTRA-TOML]: start a containerd rooted in DIR, the CRI plugin on
+# when CRI is 1 (EXTRA-TOML then holds its settings); sets $E2E_SPAWNED.
+_e2e_containerd_at() {
+	local d=$1 cri=$2 extra=${3:-} off='"io.containerd.grpc.v1.cri", '
+	[ "$cri" = 1 ] && off=
+	mkdir -p "$d"
+	cat >"$d/config.toml" <<-EOF
+		version = 2
+		root = "$d/root"
+		state = "$d/state"
+		disabled_plugins = [${off}"io.containerd.snapshotter.v1.btrfs",
+		  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.zfs",
+		  "io.containerd.snapshotter.v1.devmapper"]
+		[grpc]
+		  address = "$d/containerd.sock"
+		[ttrpc]
+		  address = "$d/containerd.sock.ttrpc"
+		[plugins."io.containerd.internal.v1.opt"]
+		  path = "$d/opt"
+	EOF
+	[ -z "$extra" ] || cat "$extra" >>"$d/config.toml"
+	e2e_spawn "$d/containerd.log" containerd -c "$d/config.toml"
+	if ! e2e_wait_for "$E2E_WAIT_TENTHS" ctr -a "$d/containerd.sock" version; then
+		tail -20 "$d/containerd.log" | sed 's/^/#   | /'
+		e2e_die "containerd in $d did not come up"
+	fi
+}
+
+# e2e_dockerd: needs e2e_client_sandbox (dockerd reads CAs only from /etc/docker/certs.d, and
+# writes /etc/docker/key.json and /run/docker). No iptables rules, no bridge, vfs storage.
+e2e_dockerd() {
+	local d=$T/docker
+	_e2e_covered /etc/docker || e2e_die "e2e_dockerd: /etc/docker is not a private copy (e2e_client_sandbox)"
+	mkdir -p "$d" "$T/docker-cli"
+	_e2e_containerd_at "$T/docker-ctrd" 0
+	DOCKERD_CTRD_PID=$E2E_SPAWNED
+	[ -f /etc/docker/daemon.json ] || echo '{}' >/etc/docker/daemon.json
+	DOCKERD_LOG=$d/dockerd.log
+	e2e_spawn "$DOCKERD_LOG" dockerd --data-root "$d/data" --exec-root "$d/exec" \
+		--pidfile "$d/docker.pid" -H "unix://$d/docker.sock" --storage-driver vfs \
+		--iptables=false --ip6tables=false --ip-forward=false --ip-masq=false --bridge=none \
+		--containerd "$T/docker-ctrd/containerd.sock" \
+		--containerd-namespace e2e-docker --containerd-plugins-namespace e2e-docker-plugins
+	DOCKERD_PID=$E2E_SPAWNED
+	# The CLI's config (docker login writes the credentials there) is ours too.
+	export DOCKER_HOST=unix://$d/docker.sock DOCKER_CONFIG=$T/docker-cli DOCKERD_PID DOCKERD_LOG \
+		DOCKERD_CTRD_PID
+	if ! e2e_wait_for 300 "$E2E_DOCKER" version; then
+		tail -20 "$DOCKERD_LOG" | sed 's/^/#   | /'
+		e2e_die "dockerd did not come up"
+	fi
+}
+dk() { "$E2E_DOCKER" "$@"; }
+
+# e2e_stop_named PID: stop one daemon; fails if it (or a child) ignored SIGTERM. dockerd first,
+# then its containerd.
+e2e_stop_named() {
+	e2e_stop "$1" || { echo "pid $1 ignored SIGTERM: killed"; return 1; }
+}
+
+# e2e_podman: podman's storage, run and temp directories, auth file and network state under
+# $T/podman; it reads /etc/containers (a private copy: e2e_client_sandbox), like on any host.
+e2e_podman() {
+	_e2e_covered /etc/containers || e2e_die "e2e_podman: /etc/containers is not a private copy (e2e_client_sandbox)"
+	P=$T/podman
+	mkdir -p "$P/home" "$P/run" "$P/tmp" "$P/net"
+	chmod 700 "$P/run"
+	cat >/etc/containers/storage.conf <<-EOF
+		[storage]
+		driver = "vfs"
+		graphroot = "$P/root"
+		runroot = "$P/runroot"
+	EOF
+	cat >/etc/containers/containers.conf <<-EOF
+		[network]
+		network_config_dir = "$P/net"
+		[engine]
+		cgroup_manager = "cgroupfs"
+		events_logger = "none"
+		tmp_dir = "$P/libpod-tmp"
+		static_dir = "$P/root/libpod"
+		volume_path = "$P/root/volumes"
+	EOF
+	# podman 4.3 refuses to pull when REGISTRY_AUTH_FILE names a missing file.
+	echo '{"auths": {}}' >"$P/auth.json"
+	export HOME=$P/home XDG_CONFIG_HOME=$P/home/.config XDG_RUNTIME_DIR=$P/run \
+		XDG_DATA_HOME=$P/home/.local/share XDG_CACHE_HOME=$P/home/.cache TMPDIR=$P/tmp \
+		REGISTRY_AUTH_FILE=$P/auth.json
+}
+pm() { podman "$@"; }
+
+# e2e_cri: containerd with the CRI plugin (what kubelet pulls through). Nothing of CNI is needed
+# for image calls (the plugin logs that CNI is not set up and goes on). Hosts files are read
+# from $CRI_CERTS_D at every pull.
+e2e_cri() {
+	local d=$T/cri
+	CRI_CERTS_D=$T/cri-certs.d
+	mkdir -p "$d/cni/bin" "$d/cni/conf" "$CRI_CERTS_D"
+	cat >"$T/cri.toml" <<-EOF
+		[plugins."io.containerd.grpc.v1.cri"]
+		  sandbox_image = "regpress.invalid/pause:none"
+		  stream_server_address = "127.0.0.1"
+		  stream_server_port = "0"
+		  disable_apparmor = true
+		  netns_mounts_under_state_dir = true
+		  [plugins."io.containerd.grpc.v1.cri".cni]
+		    bin_dir = "$d/cni/bin"
+		    conf_dir = "$d/cni/conf"
+		  [plugins."io.containerd.grpc.v1.cri".containerd]
+		    snapshotter = "native"
+		  [plugins."io.containerd.grpc.v1.cri".registry]
+		    config_path = "$CRI_CERTS_D"
+	EOF
+	_e2e_containerd_at "$d" 1 "$T/cri.toml"
+	CRI_PID=$E2E_SPAWNED
+	CRI_SOCK=$d/containerd.sock
+	CRI_LOG=$d/containerd.log
+	export CRI_CERTS_D CRI_PID CRI_SOCK CRI_LOG
+}
+
+# _cri_call METHOD REQUEST OUT: one unary gRPC call with curl over HTTP/2 on the socket; prints
+# grpc-status and grpc-message (from the trailers curl writes into the -D file).
+_cri_call() {
+	curl -sS --http2-prior-knowledge --unix-socket "$CRI_SOCK" --max-time 120 \
+		-H 'content-type: application/grpc' -H 'te: trailers' --data-binary @"$2" \
+		-D "$3.hdr" -o "$3.body" "http://localhost/runtime.v1.ImageService/$1"
+	"$E2E_PY" "$E2E_TOOLS/crimsg.py" trailers <"$3.hdr"
+}
+
+# cri_pull IMAGE [USER PASS]: PullImage (with credentials, as kubelet passes an imagePullSecret);
+# prints the status, the message and image_ref; 0 only for grpc-status 0.
+cri_pull() {
+	local o rc=0
+	o=$(mktemp "$T/cri.XXXXXX")
+	"$E2E_PY" "$E2E_TOOLS/crimsg.py" pull "$@" >"$o.req"
+	_cri_call PullImage "$o.req" "$o" || rc=$?
+	"$E2E_PY" "$E2E_TOOLS/crimsg.py" decode pull <"$o.body"
+	rm -f "$o" "$o".*
+	return "$rc"
+}
+
+# cri_status IMAGE: ImageStatus (id, repo_tag, repo_digest, size), or "image: (none)".
+cri_status() {
+	local o rc=0
+	o=$(mktemp "$T/cri.XXXXXX")
+	"$E2E_PY" "$E2E_TOOLS/crimsg.py" status "$1" >"$o.req"
+	_cri_call ImageStatus "$o.req" "$o" || rc=$?
+	"$E2E_PY" "$E2E_TOOLS/crimsg.py" decode status <"$o.body"
+	rm -f "$o" "$o".*
+	return "$rc"
 }

@@ -22,6 +22,7 @@
 
 #include "certs.h"
 #include "fsutil.h"
+#include "unit.h"
 
 static char *path_in(const char *dir, const char *name)
 {
@@ -110,6 +111,116 @@ static void test_host_valid(void **state)
 	assert_false(serve_certs_host_valid("a b"));
 	assert_false(serve_certs_host_valid("a,DNS:evil"));
 	assert_false(serve_certs_host_valid("host:5000"));
+	/* An all-digit last label is an address (or a mistyped one), never a name. */
+	assert_false(serve_certs_host_valid("10.0.0.5"));
+	assert_false(serve_certs_host_valid("10.0.0.256"));
+	assert_false(serve_certs_host_valid("a.123"));
+	assert_true(serve_certs_host_valid("123.a"));
+	assert_true(serve_certs_is_ip("10.0.0.5"));
+	assert_true(serve_certs_is_ip("fd00::5"));
+	assert_false(serve_certs_is_ip("10.0.0.256"));
+	assert_false(serve_certs_is_ip("[::1]"));
+}
+
+/* How many subjectAltName entries of cert have GEN_* type. */
+static int san_count(X509 *x, int type)
+{
+	GENERAL_NAMES *san = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	int i, n = 0;
+
+	assert_non_null(san);
+	for (i = 0; i < sk_GENERAL_NAME_num(san); i++)
+		n += sk_GENERAL_NAME_value(san, i)->type == type;
+	GENERAL_NAMES_free(san);
+	return n;
+}
+
+/* --host given an address (issue 18): an IP entry, which is what Go clients match an address
+ * connection against; "DNS:10.0.0.5" would be refused. */
+static void test_host_given_an_address(void **state)
+{
+	const char *hosts[] = { "10.0.0.5", "registry.example", "fd00::5" };
+	struct serve_certs_opts o = { 0 };
+	char *d = mkscratch();
+	X509 *srv;
+
+	(void)state;
+	o.dir = d;
+	o.hosts = hosts;
+	o.nhosts = 3;
+	OK(serve_certs(&o, E_));
+	srv = load_cert(d, "server.crt");
+	assert_int_equal(san_count(srv, GEN_IPADD), 2);
+	assert_int_equal(san_count(srv, GEN_DNS), 1);
+	assert_int_equal(X509_check_ip_asc(srv, "10.0.0.5", 0), 1);
+	assert_int_equal(X509_check_ip_asc(srv, "fd00::5", 0), 1);
+	assert_int_equal(X509_check_host(srv, "registry.example", 0, 0, NULL), 1);
+	X509_free(srv);
+	cleanup(d);
+}
+
+static int days_of(X509 *x)
+{
+	int days, secs;
+
+	assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(x), X509_get0_notAfter(x)), 1);
+	return days;
+}
+
+static char *slurp(const char *dir, const char *name)
+{
+	char *p = path_in(dir, name), *buf = NULL;
+	size_t len;
+
+	OK(rp_read_file(p, 1 << 20, &buf, &len, E_));
+	free(p);
+	return buf;
+}
+
+/* The documented rotation: the same command with the directory's own CA and --force gives a new
+ * server key and certificate (397 days) under the unchanged CA, so clients need nothing new. */
+static void test_rotation(void **state)
+{
+	const char *hosts[] = { "registry.example" };
+	struct serve_certs_opts o = { 0 };
+	char *d = mkscratch(), *ca_pem, *cakey_pem, *key_pem, *s;
+	X509 *ca, *srv;
+
+	(void)state;
+	o.dir = d;
+	o.hosts = hosts;
+	o.nhosts = 1;
+	OK(serve_certs(&o, E_));
+	ca_pem = slurp(d, "ca.crt");
+	cakey_pem = slurp(d, "ca.key");
+	key_pem = slurp(d, "server.key");
+
+	o.ca_cert = path_in(d, "ca.crt");
+	o.ca_key = path_in(d, "ca.key");
+	o.force = 1;
+	OK(serve_certs(&o, E_));
+	s = slurp(d, "ca.crt");
+	assert_string_equal(s, ca_pem);
+	free(s);
+	s = slurp(d, "ca.key");
+	assert_string_equal(s, cakey_pem);
+	free(s);
+	s = slurp(d, "server.key");
+	assert_string_not_equal(s, key_pem);
+	free(s);
+	ca = load_cert(d, "ca.crt");
+	srv = load_cert(d, "server.crt");
+	assert_int_equal(verify(ca, srv, X509_PURPOSE_SSL_SERVER), 1);
+	assert_int_equal(days_of(srv), 397);
+	assert_int_equal(days_of(ca), 3650);
+	X509_free(ca);
+	X509_free(srv);
+	free((char *)o.ca_cert);
+	free((char *)o.ca_key);
+	free(ca_pem);
+	free(cakey_pem);
+	free(key_pem);
+	cleanup(d);
 }
 
 static void test_ecdsa_default(void **state)
@@ -193,8 +304,10 @@ static void test_ecdsa_default(void **state)
 	assert_int_equal(verify(ca, srv, X509_PURPOSE_SSL_SERVER), 1);
 	assert_int_equal(verify(ca, srv, X509_PURPOSE_SSL_CLIENT), 0);
 
-	/* Validity: 825 days (give or take the hour back), the CA ten years. */
+	/* Validity: 397 days (give or take the hour back; scanners refuse more than 398), the CA ten
+	 * years. */
 	assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(srv), X509_get0_notAfter(srv)), 1);
+	assert_int_equal(days, 397);
 	assert_int_equal(days, SERVE_CERTS_DAYS);
 	assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(ca), X509_get0_notAfter(ca)), 1);
 	assert_int_equal(days, SERVE_CERTS_CA_DAYS);
@@ -323,6 +436,7 @@ static void test_bad_opts(void **state)
 	const char *bad_host[] = { "a b" };
 	const char *good_host[] = { "ok.example" };
 	const char *bad_ip[] = { "300.1.1.1" };
+	const char *bad_addr_host[] = { "10.0.0.256" };
 	struct serve_certs_opts o = { 0 };
 	struct rp_err err;
 	char *d = mkscratch(), *p;
@@ -334,6 +448,9 @@ static void test_bad_opts(void **state)
 	o.nhosts = 1;
 	assert_int_equal(serve_certs(&o, &err), -1);
 	assert_non_null(strstr(err.msg, "a b"));
+	o.hosts = bad_addr_host;
+	assert_int_equal(serve_certs(&o, &err), -1);
+	assert_non_null(strstr(err.msg, "10.0.0.256: neither a DNS name nor an IP address"));
 	o.hosts = good_host;
 	o.ips = bad_ip;
 	o.nips = 1;
@@ -357,6 +474,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_host_valid),
 		cmocka_unit_test(test_ecdsa_default),
+		cmocka_unit_test(test_host_given_an_address),
+		cmocka_unit_test(test_rotation),
 		cmocka_unit_test(test_rsa_and_reuse),
 		cmocka_unit_test(test_bad_opts),
 	};
