@@ -18,8 +18,10 @@ struct gz_chunk {
 	int done;
 };
 
+struct codec_ops;
+
 struct compressor {
-	enum rp_compression kind;
+	const struct codec_ops *ops;
 	compress_sink sink;
 	void *ctx;
 	int wrote; /* gzip: a member has been emitted */
@@ -42,34 +44,6 @@ struct compressor {
 	unsigned char held; /* the last byte written so far, given to zstd only with the end */
 	int has_held;
 };
-
-int compression_parse(const char *s)
-{
-	if (!strcmp(s, "gzip"))
-		return RP_COMP_GZIP;
-	if (!strcmp(s, "zstd"))
-		return RP_COMP_ZSTD;
-	if (!strcmp(s, "none"))
-		return RP_COMP_NONE;
-	return -1;
-}
-
-const char *compression_name(enum rp_compression c)
-{
-	return c == RP_COMP_GZIP ? "gzip" : c == RP_COMP_ZSTD ? "zstd" : "none";
-}
-
-void compression_id(enum rp_compression c, char *buf, size_t bufsz)
-{
-	if (c == RP_COMP_GZIP)
-		snprintf(buf, bufsz, "gzip-libdeflate-%s-l%dl%d-c%u", LIBDEFLATE_VERSION_STRING,
-			 RP_GZIP_LEVEL_FAST, RP_GZIP_LEVEL_GOOD, RP_GZIP_CHUNK);
-	else if (c == RP_COMP_ZSTD)
-		snprintf(buf, bufsz, "zstd-%s-l%d-mt-j%u", ZSTD_versionString(), RP_ZSTD_LEVEL,
-			 RP_ZSTD_JOB);
-	else
-		snprintf(buf, bufsz, "none");
-}
 
 /* One libdeflate compressor per level; each thread that deflates owns a pair. */
 struct gz_levels {
@@ -186,99 +160,85 @@ static void *gz_worker(void *arg)
 	return NULL;
 }
 
-int compressor_new(enum rp_compression kind, int threads, compress_sink sink, void *ctx,
-		   struct compressor **out, struct rp_err *err)
+static int gz_open(struct compressor *c, int threads, struct rp_err *err)
 {
-	struct compressor *c = calloc(1, sizeof(*c));
+	size_t i, good, fast;
+
+	c->deflate = gz_levels_new();
+	if (!c->deflate)
+		return rp_errf(err, "out of memory");
+	/* a chunk's output buffer must hold either level's worst case */
+	good = libdeflate_gzip_compress_bound(c->deflate->good, RP_GZIP_CHUNK);
+	fast = libdeflate_gzip_compress_bound(c->deflate->fast, RP_GZIP_CHUNK);
+	c->out_cap = good > fast ? good : fast;
+	c->nworkers = threads > 1 ? threads : 0;
+	/* Two chunks per worker keep every worker busy while the writer emits. */
+	c->nchunks = c->nworkers ? 2 * (size_t)c->nworkers : 1;
+	c->chunks = calloc(c->nchunks, sizeof(*c->chunks));
+	if (!c->chunks)
+		return rp_errf(err, "out of memory");
+	for (i = 0; i < c->nchunks; i++) {
+		c->chunks[i].in = malloc(RP_GZIP_CHUNK);
+		c->chunks[i].out = malloc(c->out_cap);
+		if (!c->chunks[i].in || !c->chunks[i].out)
+			return rp_errf(err, "out of memory");
+	}
+	if (!c->nworkers)
+		return 0;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->work, NULL);
+	pthread_cond_init(&c->done, NULL);
+	c->workers = calloc((size_t)c->nworkers, sizeof(*c->workers));
+	if (!c->workers)
+		return rp_errf(err, "out of memory");
+	for (; c->started < c->nworkers; c->started++)
+		if (pthread_create(&c->workers[c->started], NULL, gz_worker, c))
+			return rp_errf(err, "cannot start compression threads");
+	return 0;
+}
+
+static int none_open(struct compressor *c, int threads, struct rp_err *err)
+{
 	size_t i;
 
-	*out = NULL;
-	if (!c)
+	if (threads <= 1)
+		return 0; /* bytes go straight to the sink */
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->work, NULL);
+	pthread_cond_init(&c->done, NULL);
+	c->nworkers = 1;
+	c->nchunks = 4;
+	c->chunks = calloc(c->nchunks, sizeof(*c->chunks));
+	c->workers = calloc(1, sizeof(*c->workers));
+	if (!c->chunks || !c->workers)
 		return rp_errf(err, "out of memory");
-	c->kind = kind;
-	c->sink = sink;
-	c->ctx = ctx;
-	if (kind == RP_COMP_GZIP) {
-		c->deflate = gz_levels_new();
-		if (!c->deflate)
-			goto oom;
-		{ /* a chunk's output buffer must hold either level's worst case */
-			size_t good = libdeflate_gzip_compress_bound(c->deflate->good, RP_GZIP_CHUNK);
-			size_t fast = libdeflate_gzip_compress_bound(c->deflate->fast, RP_GZIP_CHUNK);
-
-			c->out_cap = good > fast ? good : fast;
-		}
-		c->nworkers = threads > 1 ? threads : 0;
-		/* Two chunks per worker keep every worker busy while the writer emits. */
-		c->nchunks = c->nworkers ? 2 * (size_t)c->nworkers : 1;
-		c->chunks = calloc(c->nchunks, sizeof(*c->chunks));
-		if (!c->chunks)
-			goto oom;
-		for (i = 0; i < c->nchunks; i++) {
-			c->chunks[i].in = malloc(RP_GZIP_CHUNK);
-			c->chunks[i].out = malloc(c->out_cap);
-			if (!c->chunks[i].in || !c->chunks[i].out)
-				goto oom;
-		}
-		if (c->nworkers) {
-			pthread_mutex_init(&c->mu, NULL);
-			pthread_cond_init(&c->work, NULL);
-			pthread_cond_init(&c->done, NULL);
-			c->workers = calloc((size_t)c->nworkers, sizeof(*c->workers));
-			if (!c->workers)
-				goto oom;
-			for (; c->started < c->nworkers; c->started++)
-				if (pthread_create(&c->workers[c->started], NULL, gz_worker, c)) {
-					compressor_free(c);
-					return rp_errf(err, "cannot start compression threads");
-				}
-		}
-	} else if (kind == RP_COMP_NONE && threads > 1) {
-		pthread_mutex_init(&c->mu, NULL);
-		pthread_cond_init(&c->work, NULL);
-		pthread_cond_init(&c->done, NULL);
-		c->nworkers = 1;
-		c->nchunks = 4;
-		c->chunks = calloc(c->nchunks, sizeof(*c->chunks));
-		if (!c->chunks)
-			goto oom;
-		for (i = 0; i < c->nchunks; i++)
-			if (!(c->chunks[i].in = malloc(RP_GZIP_CHUNK)))
-				goto oom;
-		c->workers = calloc(1, sizeof(*c->workers));
-		if (!c->workers)
-			goto oom;
-		if (pthread_create(&c->workers[0], NULL, none_writer, c)) {
-			compressor_free(c);
-			return rp_errf(err, "cannot start a writer thread");
-		}
-		c->started = 1;
-	} else if (kind == RP_COMP_ZSTD) {
-		size_t r;
-
-		c->zstd = ZSTD_createCCtx();
-		c->zout_cap = ZSTD_CStreamOutSize();
-		c->zout = malloc(c->zout_cap);
-		if (!c->zstd || !c->zout)
-			goto oom;
-		r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_compressionLevel, RP_ZSTD_LEVEL);
-		if (!ZSTD_isError(r))
-			r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_checksumFlag, 1);
-		/* nbWorkers >= 1 selects the multi-threaded format, identical for any worker count. */
-		if (!ZSTD_isError(r))
-			r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_nbWorkers, threads > 0 ? threads : 1);
-		if (!ZSTD_isError(r))
-			r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_jobSize, (int)RP_ZSTD_JOB);
-		if (ZSTD_isError(r)) {
-			compressor_free(c);
-			return rp_errf(err, "zstd: %s", ZSTD_getErrorName(r));
-		}
-	}
-	*out = c;
+	for (i = 0; i < c->nchunks; i++)
+		if (!(c->chunks[i].in = malloc(RP_GZIP_CHUNK)))
+			return rp_errf(err, "out of memory");
+	if (pthread_create(&c->workers[0], NULL, none_writer, c))
+		return rp_errf(err, "cannot start a writer thread");
+	c->started = 1;
 	return 0;
-oom:
-	compressor_free(c);
-	return rp_errf(err, "out of memory");
+}
+
+static int zstd_open(struct compressor *c, int threads, struct rp_err *err)
+{
+	size_t r;
+
+	c->zstd = ZSTD_createCCtx();
+	c->zout_cap = ZSTD_CStreamOutSize();
+	c->zout = malloc(c->zout_cap);
+	if (!c->zstd || !c->zout)
+		return rp_errf(err, "out of memory");
+	r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_compressionLevel, RP_ZSTD_LEVEL);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_checksumFlag, 1);
+	/* nbWorkers >= 1 selects the multi-threaded format, identical for any worker count. */
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_nbWorkers, threads > 0 ? threads : 1);
+	if (!ZSTD_isError(r))
+		r = ZSTD_CCtx_setParameter(c->zstd, ZSTD_c_jobSize, (int)RP_ZSTD_JOB);
+	return ZSTD_isError(r) ? rp_errf(err, "zstd: %s", ZSTD_getErrorName(r)) : 0;
 }
 
 /* Emit finished chunks in order; with wait, block until the oldest one is finished. */
@@ -350,8 +310,8 @@ static int zstd_run(struct compressor *c, const void *buf, size_t len, ZSTD_EndD
 
 /* Copy input into the current chunk; each chunk that fills up goes to the workers (gzip: to be
  * deflated; none: to be written by the writer thread). */
-static int fill_chunks(struct compressor *c, const unsigned char *p, size_t len, int kind,
-		       struct rp_err *err)
+static int fill_chunks(struct compressor *c, const unsigned char *p, size_t len,
+		       int (*submit)(struct compressor *c, struct rp_err *err), struct rp_err *err)
 {
 	while (len) {
 		struct gz_chunk *ch = &c->chunks[c->fill % c->nchunks];
@@ -363,64 +323,162 @@ static int fill_chunks(struct compressor *c, const unsigned char *p, size_t len,
 		ch->in_len += n;
 		p += n;
 		len -= n;
-		if (ch->in_len == RP_GZIP_CHUNK &&
-		    (kind == RP_COMP_GZIP ? gz_submit(c, err) : none_submit(c, 0, err)) < 0)
+		if (ch->in_len == RP_GZIP_CHUNK && submit(c, err) < 0)
 			return -1;
 	}
+	return 0;
+}
+
+static int none_submit_full(struct compressor *c, struct rp_err *err)
+{
+	return none_submit(c, 0, err);
+}
+
+static int none_write(struct compressor *c, const void *buf, size_t len, struct rp_err *err)
+{
+	if (!c->nworkers)
+		return c->sink(c->ctx, buf, len, err);
+	return fill_chunks(c, buf, len, none_submit_full, err);
+}
+
+static int gz_write(struct compressor *c, const void *buf, size_t len, struct rp_err *err)
+{
+	return fill_chunks(c, buf, len, gz_submit, err);
+}
+
+static int zstd_write(struct compressor *c, const void *buf, size_t len, struct rp_err *err)
+{
+	const unsigned char *p = buf;
+
+	/* zstd's multi-threaded mode turns a full job into a job when a queue slot is free: if the
+	 * input ends exactly at a job boundary, that last full job is marked final or not (then an
+	 * empty final block follows) depending on timing. Holding the last byte back for
+	 * ZSTD_e_end makes the final job never empty, so the bytes never vary. */
+	if (len == 0)
+		return 0;
+	if (c->has_held && zstd_run(c, &c->held, 1, ZSTD_e_continue, err) < 0)
+		return -1;
+	if (len > 1 && zstd_run(c, p, len - 1, ZSTD_e_continue, err) < 0)
+		return -1;
+	c->held = p[len - 1];
+	c->has_held = 1;
+	return 0;
+}
+
+static int none_finish(struct compressor *c, struct rp_err *err)
+{
+	return c->nworkers ? none_submit(c, 1, err) : 0;
+}
+
+static int zstd_finish(struct compressor *c, struct rp_err *err)
+{
+	static const unsigned char empty[1];
+
+	return c->has_held ? zstd_run(c, &c->held, 1, ZSTD_e_end, err)
+			   : zstd_run(c, empty, 0, ZSTD_e_end, err);
+}
+
+static int gz_finish(struct compressor *c, struct rp_err *err)
+{
+	/* The partial last chunk; an empty input still needs one (empty) member. */
+	if (c->chunks[c->fill % c->nchunks].in_len > 0 || (!c->wrote && c->fill == c->emit))
+		if (gz_submit(c, err) < 0)
+			return -1;
+	/* gz_emit stops waiting once a slot is free; the end needs every chunk out. */
+	while (c->emit < c->fill)
+		if (gz_emit(c, 1, err) < 0)
+			return -1;
+	return 0;
+}
+
+static void gz_id(char *buf, size_t bufsz)
+{
+	snprintf(buf, bufsz, "gzip-libdeflate-%s-l%dl%d-c%u", LIBDEFLATE_VERSION_STRING,
+		 RP_GZIP_LEVEL_FAST, RP_GZIP_LEVEL_GOOD, RP_GZIP_CHUNK);
+}
+
+static void zstd_id(char *buf, size_t bufsz)
+{
+	snprintf(buf, bufsz, "zstd-%s-l%d-mt-j%u", ZSTD_versionString(), RP_ZSTD_LEVEL, RP_ZSTD_JOB);
+}
+
+static void none_id(char *buf, size_t bufsz)
+{
+	snprintf(buf, bufsz, "none");
+}
+
+/* Each compression is one row: its facts and its functions; nothing else asks which it is. */
+struct codec_ops {
+	struct rp_codec info;
+	int (*open)(struct compressor *c, int threads, struct rp_err *err);
+	int (*write)(struct compressor *c, const void *buf, size_t len, struct rp_err *err);
+	int (*finish)(struct compressor *c, struct rp_err *err);
+	void (*id)(char *buf, size_t bufsz);
+};
+
+static const struct codec_ops codecs[] = {
+	[RP_COMP_GZIP] = { { "gzip", "application/vnd.docker.image.rootfs.diff.tar.gzip",
+			     "application/vnd.oci.image.layer.v1.tar+gzip", 0 },
+			   gz_open, gz_write, gz_finish, gz_id },
+	[RP_COMP_ZSTD] = { { "zstd", NULL, "application/vnd.oci.image.layer.v1.tar+zstd", 0 },
+			   zstd_open, zstd_write, zstd_finish, zstd_id },
+	[RP_COMP_NONE] = { { "none", "application/vnd.docker.image.rootfs.diff.tar",
+			     "application/vnd.oci.image.layer.v1.tar", 1 },
+			   none_open, none_write, none_finish, none_id },
+};
+
+int compression_parse(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++)
+		if (!strcmp(s, codecs[i].info.name))
+			return (int)i;
+	return -1;
+}
+
+const char *compression_name(enum rp_compression c)
+{
+	return codecs[c].info.name;
+}
+
+const struct rp_codec *compression_info(enum rp_compression c)
+{
+	return &codecs[c].info;
+}
+
+void compression_id(enum rp_compression c, char *buf, size_t bufsz)
+{
+	codecs[c].id(buf, bufsz);
+}
+
+int compressor_new(enum rp_compression kind, int threads, compress_sink sink, void *ctx,
+		   struct compressor **out, struct rp_err *err)
+{
+	struct compressor *c = calloc(1, sizeof(*c));
+
+	*out = NULL;
+	if (!c)
+		return rp_errf(err, "out of memory");
+	c->ops = &codecs[kind];
+	c->sink = sink;
+	c->ctx = ctx;
+	if (c->ops->open(c, threads, err) < 0) {
+		compressor_free(c);
+		return -1;
+	}
+	*out = c;
 	return 0;
 }
 
 int compressor_write(struct compressor *c, const void *buf, size_t len, struct rp_err *err)
 {
-	const unsigned char *p = buf;
-
-	switch (c->kind) {
-	case RP_COMP_NONE:
-		if (!c->nworkers)
-			return c->sink(c->ctx, buf, len, err);
-		return fill_chunks(c, p, len, RP_COMP_NONE, err);
-	case RP_COMP_ZSTD:
-		/* zstd's multi-threaded mode turns a full job into a job when a queue slot is free:
-		 * if the input ends exactly at a job boundary, that last full job is marked final or
-		 * not (then an empty final block follows) depending on timing. Holding the last byte
-		 * back for ZSTD_e_end makes the final job never empty, so the bytes never vary. */
-		if (len == 0)
-			return 0;
-		if (c->has_held && zstd_run(c, &c->held, 1, ZSTD_e_continue, err) < 0)
-			return -1;
-		if (len > 1 && zstd_run(c, p, len - 1, ZSTD_e_continue, err) < 0)
-			return -1;
-		c->held = p[len - 1];
-		c->has_held = 1;
-		return 0;
-	case RP_COMP_GZIP:
-		return fill_chunks(c, p, len, RP_COMP_GZIP, err);
-	}
-	return 0;
+	return c->ops->write(c, buf, len, err);
 }
 
 int compressor_finish(struct compressor *c, struct rp_err *err)
 {
-	static const unsigned char empty[1];
-
-	switch (c->kind) {
-	case RP_COMP_NONE:
-		return c->nworkers ? none_submit(c, 1, err) : 0;
-	case RP_COMP_ZSTD:
-		return c->has_held ? zstd_run(c, &c->held, 1, ZSTD_e_end, err)
-				   : zstd_run(c, empty, 0, ZSTD_e_end, err);
-	case RP_COMP_GZIP:
-		/* The partial last chunk; an empty input still needs one (empty) member. */
-		if (c->chunks[c->fill % c->nchunks].in_len > 0 || (!c->wrote && c->fill == c->emit))
-			if (gz_submit(c, err) < 0)
-				return -1;
-		/* gz_emit stops waiting once a slot is free; the end needs every chunk out. */
-		while (c->emit < c->fill)
-			if (gz_emit(c, 1, err) < 0)
-				return -1;
-		return 0;
-	}
-	return 0;
+	return c->ops->finish(c, err);
 }
 
 void compressor_free(struct compressor *c)

@@ -35,9 +35,18 @@ typedef int (*compress_sink)(void *ctx, const void *buf, size_t len, struct rp_e
 
 struct compressor;
 
+/* What a build needs to know of a compression besides its bytes. */
+struct rp_codec {
+	const char *name;	  /* "gzip", "zstd", "none" */
+	const char *docker_layer; /* the layer media type in a Docker manifest, NULL: there is none */
+	const char *oci_layer;	  /* ... in an OCI manifest */
+	int passthrough;	  /* the bytes are stored as they are (the layer is its own blob) */
+};
+
 /* Parse "gzip", "zstd", "none"; -1 if unknown. */
 int compression_parse(const char *s);
 const char *compression_name(enum rp_compression c);
+const struct rp_codec *compression_info(enum rp_compression c);
 /* Everything that decides the output bytes (method, implementation and version, level, chunk),
  * as a file name: a cached compression result is reused only under the same id. */
 void compression_id(enum rp_compression c, char *buf, size_t bufsz);

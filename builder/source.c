@@ -110,20 +110,56 @@ void src_images_free(struct src_images *imgs)
 
 int src_add_ref(char ***refs, size_t *n, const char *ref, struct rp_err *err)
 {
-	char **nr;
-	size_t i;
+	char **nr = *refs;
 
-	for (i = 0; i < *n; i++)
-		if (!strcmp((*refs)[i], ref))
-			return 0;
-	nr = realloc(*refs, (*n + 2) * sizeof(*nr));
-	if (!nr)
-		return rp_errf(err, "out of memory");
-	*refs = nr;
+	/* Room for 2^k - 1 names and the NULL: grow geometrically, never rescan. Repeats are
+	 * dropped once, by src_images_tidy. */
+	if (*n == 0 || ((*n + 1) & *n) == 0) {
+		nr = realloc(*refs, 2 * (*n + 1) * sizeof(*nr));
+		if (!nr)
+			return rp_errf(err, "out of memory");
+		*refs = nr;
+	}
 	nr[*n] = strdup(ref);
 	if (!nr[*n])
 		return rp_errf(err, "out of memory");
-	(*n)++;
-	nr[*n] = NULL;
+	nr[++*n] = NULL;
+	return 0;
+}
+
+static int cmp_ref(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static size_t sort_unique(char **v, size_t n)
+{
+	size_t i, k = 0;
+
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_ref);
+	for (i = 0; i < n; i++) {
+		if (k && !strcmp(v[k - 1], v[i])) {
+			free(v[i]);
+			continue;
+		}
+		v[k++] = v[i];
+	}
+	if (v)
+		v[k] = NULL;
+	return k;
+}
+
+int src_images_tidy(struct src_images *imgs, const char *display, struct rp_err *err)
+{
+	size_t i, total = 0;
+
+	for (i = 0; i < imgs->n; i++)
+		total += imgs->v[i].nrefs = sort_unique(imgs->v[i].refs, imgs->v[i].nrefs);
+	for (i = 0; i < imgs->nroots; i++)
+		total += imgs->roots[i].nrefs = sort_unique(imgs->roots[i].refs, imgs->roots[i].nrefs);
+	if (total > SRC_NAMES_MAX)
+		return rp_errf(err, "'%s': %zu image names, more than the %u one input may give",
+			       display, total, SRC_NAMES_MAX);
 	return 0;
 }

@@ -51,9 +51,13 @@ struct src_format {
 	int (*read)(struct ar_index *idx, struct src_images *out, struct rp_err *err);
 	/* The entry holding blob hex, for formats with roots; NULL if absent. */
 	const struct ar_entry *(*blob)(const struct ar_index *idx, const char *hex);
-	/* 1: every manifest is one a registry serves already (a regpress tree): kept byte for
-	 * byte, never rebuilt, even with uncompressed layers. */
-	int registry_only;
+	/* For formats whose image manifests may name uncompressed layers (an OCI layout, a
+	 * Docker >= 25 save): 1 if manifest (digest hex, config cd) is an image to rebuild like a
+	 * docker-archive one, with img filled (what, the config loaded, the layers in the order
+	 * rootfs.diff_ids gives); 0 if its blobs are a registry's own, kept byte for byte. NULL
+	 * (a regpress tree, which serves whatever its layers): always kept. */
+	int (*rebuild)(struct ar_index *idx, json_t *manifest, const char *hex,
+		       const struct src_desc *cd, struct src_image *img, struct rp_err *err);
 };
 
 /* The metadata files worth keeping in memory during the index pass, for every format. */
@@ -82,8 +86,14 @@ enum src_desc_fault src_desc_parse(json_t *d, struct src_desc *out);
  * "library/pause"). Roots of src_regpress_tree carry such references behind a "=". */
 int src_tree_ref_parse(const char *s, struct rp_ref *ref, struct rp_err *err);
 
-/* Helpers shared by the formats. */
+/* Names one input may give in all (tags and digests of every image): enough for any save, and a
+ * bound on what a small hostile manifest.json can make a build hold and write. */
+#define SRC_NAMES_MAX 100000u
+
+/* Helpers shared by the formats. Add a name (repeats are dropped by src_images_tidy). */
 int src_add_ref(char ***refs, size_t *n, const char *ref, struct rp_err *err);
+/* After a format's read: each image's names sorted and unique, and at most SRC_NAMES_MAX. */
+int src_images_tidy(struct src_images *imgs, const char *display, struct rp_err *err);
 /* Parse manifest.json (docker save) into images to rebuild. */
 int src_docker_manifest(struct ar_index *idx, struct src_images *out, struct rp_err *err);
 

@@ -14,6 +14,7 @@
 #include "names.h"
 #include "snapshot.h"
 #include "source.h"
+#include "tree.h"
 
 #define MAX_ROOTS 100000
 
@@ -90,7 +91,7 @@ static void manifest_config(struct ar_index *idx, const char *hex, char cfg[RP_H
 
 	cfg[0] = '\0';
 	*children = NULL;
-	if (!e || e->size > (4 << 20) || ar_load(idx, &e, 1, &ignored) < 0)
+	if (!e || e->size > (int64_t)LAYOUT_MANIFEST_MAX || ar_load(idx, &e, 1, &ignored) < 0)
 		return;
 	m = json_loadb((const char *)e->data, e->data_len, 0, NULL);
 	d = json_string_value(json_object_get(json_object_get(m, "config"), "digest"));
@@ -101,29 +102,47 @@ static void manifest_config(struct ar_index *idx, const char *hex, char cfg[RP_H
 	json_decref(m);
 }
 
-/* Does root reach an image manifest with this config (itself, or a child of an index)? */
-static int root_has_config(struct ar_index *idx, const struct src_root *r, const char *cfg)
+static void note_config(json_t *by_config, const char *cfg, size_t root)
 {
-	char got[RP_HEX_LEN + 1];
-	json_t *children, *c;
-	size_t i;
-	int found = 0;
+	json_t *list;
 
-	manifest_config(idx, r->desc.hex, got, &children);
-	if (!strcmp(got, cfg))
-		found = 1;
-	json_array_foreach(children, i, c) {
-		const char *d = json_string_value(json_object_get(c, "digest")), *h;
-		json_t *none;
-
-		if (found || !d || !rp_digest_parse(d, &h))
-			continue;
-		manifest_config(idx, h, got, &none);
-		json_decref(none);
-		found = !strcmp(got, cfg);
+	if (!cfg[0])
+		return;
+	list = json_object_get(by_config, cfg);
+	if (!list) {
+		list = json_array();
+		json_object_set_new(by_config, cfg, list);
 	}
-	json_decref(children);
-	return found;
+	json_array_append_new(list, json_integer((json_int_t)root));
+}
+
+/* config hex -> [root...]: the roots that reach an image manifest with that config (itself, or a
+ * child of an index), each manifest looked at once. */
+static json_t *roots_by_config(struct ar_index *idx, const struct src_images *out)
+{
+	json_t *by_config = json_object();
+	char got[RP_HEX_LEN + 1];
+	size_t r;
+
+	for (r = 0; by_config && r < out->nroots; r++) {
+		json_t *children, *c;
+		size_t i;
+
+		manifest_config(idx, out->roots[r].desc.hex, got, &children);
+		note_config(by_config, got, r);
+		json_array_foreach(children, i, c) {
+			const char *d = json_string_value(json_object_get(c, "digest")), *h;
+			json_t *none;
+
+			if (!d || !rp_digest_parse(d, &h))
+				continue;
+			manifest_config(idx, h, got, &none);
+			json_decref(none);
+			note_config(by_config, got, r);
+		}
+		json_decref(children);
+	}
+	return by_config;
 }
 
 /* Docker >= 25 and containerd saves also carry manifest.json: take its RepoTags, and rebuild the
@@ -131,25 +150,30 @@ static int root_has_config(struct ar_index *idx, const struct src_root *r, const
 static int merge_docker_manifest(struct ar_index *idx, struct src_images *out, struct rp_err *err)
 {
 	struct src_images docker = { NULL, 0, NULL, 0 };
+	json_t *by_config = NULL, *r;
 	size_t i, j, keep = 0;
 
 	if (src_docker_manifest(idx, &docker, err) < 0)
 		return -1;
+	if (!(by_config = roots_by_config(idx, out))) {
+		rp_errf(err, "out of memory");
+		goto fail;
+	}
 	for (i = 0; i < docker.n; i++) {
 		struct src_image *img = &docker.v[i];
 		const char *base = strrchr(img->config->name, '/');
+		json_t *roots;
 		int matched = 0;
 
 		base = base ? base + 1 : img->config->name;
-		for (j = 0; rp_hex_valid(base) && j < out->nroots; j++) {
+		roots = rp_hex_valid(base) ? json_object_get(by_config, base) : NULL;
+		json_array_foreach(roots, j, r) {
+			struct src_root *root = &out->roots[json_integer_value(r)];
 			size_t k;
 
-			if (!root_has_config(idx, &out->roots[j], base))
-				continue;
 			matched = 1;
 			for (k = 0; k < img->nrefs; k++)
-				if (src_add_ref(&out->roots[j].refs, &out->roots[j].nrefs, img->refs[k],
-						err) < 0)
+				if (src_add_ref(&root->refs, &root->nrefs, img->refs[k], err) < 0)
 					goto fail;
 		}
 		if (matched) {
@@ -167,8 +191,10 @@ static int merge_docker_manifest(struct ar_index *idx, struct src_images *out, s
 	docker.n = keep;
 	out->v = docker.v;
 	out->n = docker.n;
+	json_decref(by_config);
 	return 0;
 fail:
+	json_decref(by_config);
 	src_images_free(&docker);
 	return -1;
 }
@@ -177,7 +203,7 @@ static int oci_read(struct ar_index *idx, struct src_images *out, struct rp_err 
 {
 	const struct ar_entry *ie = ar_find(idx, "index.json");
 	json_error_t jerr;
-	json_t *index, *list, *d;
+	json_t *index, *list, *d, *at, *root_of = NULL; /* hex -> root */
 	size_t i, j;
 	int rc = -1;
 
@@ -204,7 +230,8 @@ static int oci_read(struct ar_index *idx, struct src_images *out, struct rp_err 
 		goto out;
 	}
 	out->roots = calloc(json_array_size(list) + 1, sizeof(*out->roots));
-	if (!out->roots) {
+	root_of = json_object();
+	if (!out->roots || !root_of) {
 		rp_errf(err, "out of memory");
 		goto out;
 	}
@@ -216,13 +243,14 @@ static int oci_read(struct ar_index *idx, struct src_images *out, struct rp_err 
 		if (parse_desc(idx, d, where, &desc, err) < 0)
 			goto out;
 		/* One root per digest, however many names point at it. */
-		for (j = 0; j < out->nroots; j++)
-			if (!strcmp(out->roots[j].desc.hex, desc.hex))
-				break;
-		if (j == out->nroots)
+		at = json_object_get(root_of, desc.hex);
+		j = at ? (size_t)json_integer_value(at) : out->nroots;
+		if (!at) {
+			json_object_set_new(root_of, desc.hex, json_integer((json_int_t)j));
 			out->roots[out->nroots++].desc = desc;
-		else
+		} else {
 			free(desc.media_type);
+		}
 		if (root_names(json_object_get(d, "annotations"), &out->roots[j], err) < 0)
 			goto out;
 	}
@@ -231,9 +259,82 @@ static int oci_read(struct ar_index *idx, struct src_images *out, struct rp_err 
 	rc = 0;
 out:
 	json_decref(index);
+	json_decref(root_of);
 	if (rc < 0)
 		src_images_free(out);
 	return rc;
+}
+
+static int is_uncompressed_layer(const char *mt)
+{
+	return !strcmp(mt, "application/vnd.oci.image.layer.v1.tar") ||
+	       !strcmp(mt, "application/vnd.docker.image.rootfs.diff.tar");
+}
+
+/* The layers of an image to rebuild, in rootfs.diff_ids order: an uncompressed layer's digest is
+ * its diff_id, and Docker 25.0.x wrote its manifests' layers out of order. */
+static int layers_by_diff_id(struct ar_index *idx, const char *hex, size_t nlayers,
+			     struct src_image *img, struct rp_err *err)
+{
+	json_t *config = json_loadb((const char *)img->config->data, img->config->data_len, 0, NULL);
+	json_t *ids = json_object_get(json_object_get(config, "rootfs"), "diff_ids"), *id;
+	size_t i;
+	int rc = -1;
+
+	if (json_array_size(ids) != nlayers) {
+		rp_errf(err, "'%s': %s: config lists %zu diff_ids but the manifest %zu layers",
+			idx->display, img->what, json_array_size(ids), nlayers);
+		goto out;
+	}
+	json_array_foreach(ids, i, id) {
+		const char *h = json_string_value(id);
+
+		if (!h || !rp_digest_parse(h, &h)) {
+			rp_errf(err, "'%s': %s: diff_id %zu is not a sha256 digest", idx->display,
+				img->what, i + 1);
+			goto out;
+		}
+		img->layers[i] = oci_blob(idx, h);
+		if (!img->layers[i]) {
+			rp_errf(err, "'%s': manifest sha256:%s needs blob sha256:%s, which is not in "
+				"the input", idx->display, hex, h);
+			goto out;
+		}
+		img->nlayers++;
+	}
+	rc = 0;
+out:
+	json_decref(config);
+	return rc;
+}
+
+/* Uncompressed layers (Docker >= 25 graphdriver saves, some OCI layouts) are not what a registry
+ * serves: such images are rebuilt like docker-archive ones. Compressed ones are the registry's
+ * own blobs, kept with their manifest byte for byte. */
+static int oci_rebuild(struct ar_index *idx, json_t *manifest, const char *hex,
+		       const struct src_desc *cd, struct src_image *img, struct rp_err *err)
+{
+	json_t *layers = json_object_get(manifest, "layers"), *l;
+	size_t i, uncompressed = 0;
+
+	json_array_foreach(layers, i, l) {
+		const char *mt = json_string_value(json_object_get(l, "mediaType"));
+
+		uncompressed += mt && is_uncompressed_layer(mt);
+	}
+	if (!uncompressed || uncompressed != json_array_size(layers))
+		return 0;
+	if (asprintf(&img->what, "image sha256:%.12s", hex) < 0 ||
+	    !(img->layers = calloc(json_array_size(layers) + 1, sizeof(*img->layers))))
+		return rp_errf(err, "out of memory");
+	img->config = oci_blob(idx, cd->hex);
+	if (!img->config)
+		return rp_errf(err, "'%s': manifest sha256:%s needs config sha256:%s, which is not "
+			       "in the input", idx->display, hex, cd->hex);
+	if (ar_load(idx, &img->config, 1, err) < 0 ||
+	    layers_by_diff_id(idx, hex, json_array_size(layers), img, err) < 0)
+		return -1;
+	return 1;
 }
 
 const struct src_format src_oci_layout = {
@@ -241,6 +342,7 @@ const struct src_format src_oci_layout = {
 	.bid = oci_bid,
 	.read = oci_read,
 	.blob = oci_blob,
+	.rebuild = oci_rebuild,
 };
 
 /* ---- a regpress tree as input (docs/tree-format.md) ----
@@ -249,7 +351,7 @@ const struct src_format src_oci_layout = {
  * tools skip Docker media types): read as a layout, each Docker tag would move to the twin and the
  * original digest would be lost. registry/snapshot says what the tree serves instead: each of its
  * manifests is a root, named by its tags, or by its digest when it has none and no index of its
- * repository reaches it; all kept byte for byte (registry_only). Building a new tree from an old
+ * repository reaches it; all kept byte for byte (no rebuild). Building a new tree from an old
  * one so gives the old tree's snapshot. */
 
 static int tree_bid(const struct ar_index *idx)
@@ -313,7 +415,7 @@ static int tree_children(struct ar_index *idx, const struct snapshot *s, json_t 
 					   is_index_type(s->v[i].media_type)
 					   ? oci_blob(idx, s->v[i].hex) : NULL;
 
-		if (e && e->size <= (4 << 20)) { /* larger: the build refuses it */
+		if (e && e->size <= (int64_t)LAYOUT_MANIFEST_MAX) { /* larger: the build refuses it */
 			rec[n] = &s->v[i];
 			want[n++] = e;
 		}
@@ -454,5 +556,5 @@ const struct src_format src_regpress_tree = {
 	.bid = tree_bid,
 	.read = tree_read,
 	.blob = oci_blob,
-	.registry_only = 1,
+	.rebuild = NULL, /* a tree serves its manifests whatever their layers: all kept */
 };

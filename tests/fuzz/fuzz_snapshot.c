@@ -3,8 +3,9 @@
  * which commit and verify run on a parsed snapshot.
  *
  * Invariants: a snapshot that parses has valid repositories and tags, its records sorted and
- * unique as text, its id the sha256 of the text; every file the view derives from it lies under
- * registry/ (or is index.json or oci-layout) with no "."/".." component. */
+ * unique as text (each record's line is its line of the text), its id the sha256 of the text;
+ * every file the view derives from it lies in registry/ (snapshot, catalog.json, or below
+ * repos/) with no "."/".." component, and index.json can be made from it. */
 #include <stdint.h>
 #include <string.h>
 
@@ -29,9 +30,9 @@ static int on_file(void *ctx, const char *rel, const void *buf, size_t len, stru
 	const char *p = rel;
 
 	(void)ctx, (void)buf, (void)len, (void)err;
-	if (!strcmp(rel, "index.json") || !strcmp(rel, "oci-layout"))
+	if (!strcmp(rel, "snapshot") || !strcmp(rel, "catalog.json"))
 		return 0;
-	FUZZ_ASSERT(!strncmp(rel, "registry/", 9));
+	FUZZ_ASSERT(!strncmp(rel, "repos/", 6));
 	for (;;) {
 		const char *slash = strchr(p, '/');
 		size_t n = slash ? (size_t)(slash - p) : strlen(p);
@@ -68,8 +69,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct view_sink sink = { on_file, on_blob, on_read, NULL };
 	struct snapshot s;
 	struct rp_err err;
-	char hex[RP_HEX_LEN + 1], *text;
-	size_t i;
+	char hex[RP_HEX_LEN + 1], *text, *idx = NULL;
+	size_t i, len, at = sizeof("regpress-snapshot 1");
 
 	if (snapshot_parse((const char *)data, size, "fuzz", &s, &err) < 0)
 		return 0;
@@ -80,15 +81,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		FUZZ_ASSERT(layout_repo_valid(r->repo) && rp_hex_valid(r->hex));
 		FUZZ_ASSERT(r->kind != SNAP_TAG || layout_tag_valid(r->tag));
-		if (r->kind == SNAP_MANIFEST)
-			FUZZ_ASSERT(snapshot_find_manifest(&s, r->repo, r->hex) != NULL);
+		len = strlen(r->line);
+		FUZZ_ASSERT(at + len < size + 1 && !memcmp(data + at, r->line, len) &&
+			    data[at + len] == '\n');
+		at += len + 1;
 	}
+	FUZZ_ASSERT(at == size);
 	/* The view is derived from the text as parsed (snapshot_parse accepted no NUL). */
 	text = malloc(size + 1);
 	FUZZ_ASSERT(text);
 	memcpy(text, data, size);
 	text[size] = '\0';
-	view_emit(text, &s, &sink, &err);
+	view_emit_all(text, size, &s, &sink, &err);
+	if (view_index_json(&s, NULL, &sink, NULL, &idx, &len, &err) == 0)
+		FUZZ_ASSERT(idx && len == strlen(idx));
+	free(idx);
 	free(text);
 	snapshot_free(&s);
 	return 0;
