@@ -83,7 +83,7 @@ static int reach(const struct layout_tree *t, const char *hex, struct strmap *se
 	if (strmap_put(set, hex, 1) < 0)
 		return -1;
 	if (depth > REACH_DEPTH_MAX ||
-	    layout_blob_read(t, hex, FMT_MANIFEST_MAX, &buf, &len, NULL) != 0)
+	    layout_blob_read(t, hex, LAYOUT_MANIFEST_MAX, &buf, &len, NULL) != 0)
 		return 0;
 	if (manifest_parse(buf, len, 0, &m) < 0) {
 		free(buf);

@@ -18,6 +18,8 @@
 /* Inside registry/ (the served view). */
 #define FMT_SNAPSHOT_NAME "snapshot"
 #define FMT_SIGNATURE_NAME "snapshot.sig"
+#define FMT_RELEASE_NAME "release"
+#define FMT_RELEASE_SIG_NAME "release.sig"
 #define FMT_CATALOG_NAME "catalog.json"
 #define FMT_REPOS_NAME "repos"
 #define FMT_SNAPSHOT FMT_VIEW "/" FMT_SNAPSHOT_NAME
@@ -31,7 +33,5 @@
 #define FMT_BLOB_MARKERS "_blobs"
 #define FMT_REFERRERS "_referrers"
 
-/* The largest manifest or index a tree holds: containerd refuses larger ones. */
-#define FMT_MANIFEST_MAX (4u << 20)
 
 #endif

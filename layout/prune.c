@@ -34,7 +34,7 @@ static int no_file(void *ctx, const char *rel, const void *buf, size_t len, stru
 
 int tree_read_manifest(void *ctx, const char *hex, char **buf, size_t *len, struct rp_err *err)
 {
-	int r = layout_blob_read(ctx, hex, FMT_MANIFEST_MAX, buf, len, err);
+	int r = layout_blob_read(ctx, hex, LAYOUT_MANIFEST_MAX, buf, len, err);
 
 	return r == 1 ? rp_errf(err, "blob sha256:%s is not in the tree", hex) : r;
 }

@@ -24,6 +24,9 @@
 struct layout_tree;
 struct layout_blob;
 
+/* The largest manifest or index a tree holds (and a build takes): containerd refuses larger. */
+#define LAYOUT_MANIFEST_MAX (4u << 20)
+
 enum layout_mode {
 	LAYOUT_READ,  /* an existing tree, shared lock, nothing written (read-only media are fine) */
 	LAYOUT_WRITE, /* created if missing, exclusive lock */

@@ -353,7 +353,7 @@ static void check_manifests(struct vctx *v, const struct snapshot *s)
 		if (r->kind != SNAP_MANIFEST)
 			continue;
 		snprintf(rel, sizeof(rel), FMT_BLOBS "/%s", r->hex);
-		if (layout_blob_read(v->t, r->hex, FMT_MANIFEST_MAX, &buf, &len, NULL) != 0)
+		if (layout_blob_read(v->t, r->hex, LAYOUT_MANIFEST_MAX, &buf, &len, NULL) != 0)
 			continue; /* reported as missing or unreadable by the walk */
 		if (manifest_parse(buf, len, JSON_REJECT_DUPLICATES, &m) < 0) {
 			free(buf);

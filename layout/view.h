@@ -22,7 +22,7 @@ struct view_sink {
 	/* A derived blob (the OCI twin of a Docker manifest): store it or note it; set hex. */
 	int (*blob)(void *ctx, const void *buf, size_t len, char hex[RP_HEX_LEN + 1],
 		    struct rp_err *err);
-	/* Read a blob the snapshot names (a manifest, at most FMT_MANIFEST_MAX). */
+	/* Read a blob the snapshot names (a manifest, at most LAYOUT_MANIFEST_MAX). */
 	int (*read)(void *ctx, const char *hex, char **buf, size_t *len, struct rp_err *err);
 	void *ctx;
 };
