@@ -5,6 +5,9 @@
 #ifndef RP_CMD_H
 #define RP_CMD_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "err.h"
 
 #define RP_VERSION "0.1.0"
@@ -21,6 +24,19 @@ int cmd_rm(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_media(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+
+/* cmd_sign.c. A passphrase from the first line of file, or else asked on the terminal (twice
+ * when confirm): 0, 1 if there is neither, -1 (err). */
+int cmd_passphrase(const char *file, int confirm, char *buf, size_t sz, struct rp_err *err);
+/* Sign the tree's snapshot and a release (layout_sign), asking for the key's passphrase (or
+ * reading passfile) when the key is protected. */
+struct layout_tree;
+struct release;
+int cmd_sign_tree(struct layout_tree *t, const char *seckey, const char *passfile,
+		  uint64_t number, struct release *out, struct rp_err *err);
+/* After a commit: one line on stderr when it removed the tree's signature. */
+struct layout_commit_result;
+void cmd_note_commit(const char *cmd, const char *tree, const struct layout_commit_result *res);
 
 /* Print "regpress CMD: MESSAGE" to stderr; returns 1 (the failure exit status). */
 int cmd_fail(const char *cmd, const struct rp_err *err);

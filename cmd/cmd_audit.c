@@ -1,5 +1,6 @@
-/* Audit commands: snapshot, verify, keygen, diff. They read trees (and snapshot files); only
- * `snapshot --sign` writes, through layout/, one signature file. */
+/* Audit commands: snapshot, verify, diff. They read trees (and snapshot files); only
+ * `snapshot --sign` writes, through layout/, the signed files (cmd_sign.c). */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -11,13 +12,14 @@
 #include "fsutil.h"
 #include "names.h"
 #include "progress.h"
+#include "release.h"
 #include "sign.h"
 #include "snapshot.h"
 #include "tree.h"
 #include "verify.h"
 
 static const char snapshot_usage[] =
-	"usage: regpress snapshot [--json] [--sign SECKEY] TREE\n"
+	"usage: regpress snapshot [--json] [--sign SECKEY [--release N] [--passphrase-file F]] TREE\n"
 	"\n"
 	"Print the tree's snapshot: its whole state as canonical text (every repository:tag and\n"
 	"the manifest it names, every manifest and blob with size and media type). The text goes\n"
@@ -25,8 +27,14 @@ static const char snapshot_usage[] =
 	"snapshot id; the id is also printed to standard error.\n"
 	"\n"
 	"  --json          print the snapshot as JSON instead, with its id\n"
-	"  --sign SECKEY   sign the snapshot with a signify/regpress Ed25519 secret key and store\n"
-	"                  the signature as TREE/registry/snapshot.sig\n"
+	"  --sign SECKEY   sign the snapshot with a signify/regpress Ed25519 secret key: the\n"
+	"                  signature goes to TREE/registry/snapshot.sig, and a release (its number,\n"
+	"                  the snapshot and the one it follows, the date) to TREE/registry/release\n"
+	"                  with its signature release.sig; import refuses older releases\n"
+	"  --release N     the release number (default: the tree's last release + 1, or the same\n"
+	"                  when that release is of this snapshot); never below the last one\n"
+	"  --passphrase-file F  the key's passphrase, from the first line of F (default: asked\n"
+	"                  on the terminal when the key is protected)\n"
 	"  -h, --help      show this help\n";
 
 static const char verify_usage[] =
@@ -44,13 +52,6 @@ static const char verify_usage[] =
 	"  --progress=MODE auto (a line on a terminal, default), plain (for logs), none\n"
 	"  -q, --quiet     no progress (problems and the result are still printed)\n"
 	"  -h, --help      show this help\n";
-
-static const char keygen_usage[] =
-	"usage: regpress keygen PREFIX\n"
-	"\n"
-	"Create an Ed25519 key pair in OpenBSD signify's format: PREFIX.sec (mode 0600, not\n"
-	"passphrase-protected) and PREFIX.pub. Existing files are never overwritten.\n"
-	"Signatures made with it verify with `signify-openbsd -V -p PREFIX.pub -x SIG -m FILE`.\n";
 
 static const char diff_usage[] =
 	"usage: regpress diff [--json] OLD NEW\n"
@@ -107,19 +108,35 @@ static void print_json(json_t *j)
 	free(s);
 }
 
+/* A release number: whole, decimal, from 1. */
+static int parse_release(const char *s, unsigned long long *out)
+{
+	char *end;
+
+	if (*s < '1' || *s > '9')
+		return 0;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return !*end && errno == 0;
+}
+
 int cmd_snapshot(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'J' },
 		{ "sign", required_argument, NULL, 'S' },
+		{ "release", required_argument, NULL, 'R' },
+		{ "passphrase-file", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *seckey = NULL;
+	const char *seckey = NULL, *passfile = NULL;
+	unsigned long long number = 0;
+	struct release rel;
 	struct snapshot s = { NULL, 0, "" };
 	struct rp_err err = { "" };
 	struct layout_tree *tree = NULL;
-	char *text = NULL, *sig = NULL;
+	char *text = NULL;
 	int as_json = 0, rc = 1, c;
 
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -127,6 +144,13 @@ int cmd_snapshot(int argc, char **argv)
 			as_json = 1;
 		else if (c == 'S')
 			seckey = optarg;
+		else if (c == 'P')
+			passfile = optarg;
+		else if (c == 'R') {
+			if (!parse_release(optarg, &number))
+				return cmd_usage_error("snapshot", "--release: expected a number from 1 "
+						       "up, not '%s'", optarg);
+		}
 		else if (c == 'h')
 			return fputs(snapshot_usage, stdout), 0;
 		else
@@ -134,6 +158,8 @@ int cmd_snapshot(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cmd_usage_error("snapshot", "expected one TREE");
+	if (!seckey && (number || passfile))
+		return cmd_usage_error("snapshot", "--release and --passphrase-file go with --sign");
 	if (seckey) {
 		/* Under the tree's lock, so the snapshot signed is the one in place. */
 		struct stat st;
@@ -160,11 +186,8 @@ int cmd_snapshot(int argc, char **argv)
 	} else if (layout_snapshot_load(argv[optind], &s, &text, &err) < 0) {
 		goto out;
 	}
-	if (seckey) {
-		if (sign_message(seckey, text, strlen(text), &sig, &err) < 0 ||
-		    layout_put_signature(tree, sig, strlen(sig), &err) < 0)
-			goto out;
-	}
+	if (seckey && cmd_sign_tree(tree, seckey, passfile, number, &rel, &err) < 0)
+		goto out;
 	if (as_json) {
 		json_t *j = snapshot_json(&s);
 
@@ -172,7 +195,11 @@ int cmd_snapshot(int argc, char **argv)
 		json_decref(j);
 	} else {
 		fputs(text, stdout);
-		fprintf(stderr, "snapshot sha256:%s%s\n", s.id, sig ? " (signed)" : "");
+		if (seckey)
+			fprintf(stderr, "snapshot sha256:%s (signed: release %llu)\n", s.id,
+				(unsigned long long)rel.number);
+		else
+			fprintf(stderr, "snapshot sha256:%s\n", s.id);
 	}
 	rc = 0;
 out:
@@ -181,7 +208,6 @@ out:
 	layout_close(tree);
 	snapshot_free(&s);
 	free(text);
-	free(sig);
 	return rc;
 }
 
@@ -190,6 +216,15 @@ struct verify_out {
 	json_t *items;
 	struct progress prog;
 };
+
+/* ", release N" when the release is signed and good, for the ok line. */
+static const char *release_note(const struct verify_result *res, char buf[48])
+{
+	buf[0] = '\0';
+	if (res->release_ok)
+		snprintf(buf, 48, ", release %llu", (unsigned long long)res->release);
+	return buf;
+}
 
 static void verify_report(void *ctx, enum verify_level level, const char *path, const char *what)
 {
@@ -226,7 +261,7 @@ int cmd_verify(int argc, char **argv)
 	struct verify_result res;
 	struct rp_err err = { "" };
 	const char *mode = "auto";
-	char size[32];
+	char size[32], rel[48];
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
@@ -261,8 +296,12 @@ int cmd_verify(int argc, char **argv)
 				      "blobs_hashed", (json_int_t)res.blobs, "bytes_hashed",
 				      (json_int_t)res.bytes, "findings", out.items);
 
-		if (opts.pubkey)
+		if (opts.pubkey) {
 			json_object_set_new(j, "signature", json_boolean(res.signed_ok));
+			json_object_set_new(j, "release_signature", json_boolean(res.release_ok));
+		}
+		if (res.release)
+			json_object_set_new(j, "release", json_integer((json_int_t)res.release));
 		print_json(j);
 		json_decref(j);
 	} else {
@@ -271,38 +310,12 @@ int cmd_verify(int argc, char **argv)
 			fprintf(stderr, "regpress verify: %s: %zu problem%s\n", argv[optind],
 				res.problems, res.problems == 1 ? "" : "s");
 		else
-			printf("ok: snapshot sha256:%s, %llu blobs (%s) %s%s\n", res.snapshot_id,
+			printf("ok: snapshot sha256:%s, %llu blobs (%s) %s%s%s\n", res.snapshot_id,
 			       (unsigned long long)res.blobs, progress_size(res.bytes, size, 32),
 			       opts.quick ? "checked by size" : "hashed",
-			       res.signed_ok ? ", signature good" : "");
+			       res.signed_ok ? ", signature good" : "", release_note(&res, rel));
 	}
 	return res.problems ? 1 : 0;
-}
-
-int cmd_keygen(int argc, char **argv)
-{
-	struct rp_err err = { "" };
-	char *sec = NULL, *pub = NULL;
-	int rc = 1;
-
-	if (want_help(argc, argv, keygen_usage))
-		return 0;
-	if (argc != 2 || argv[1][0] == '-')
-		return cmd_usage_error("keygen", "expected one PREFIX");
-	if (asprintf(&sec, "%s.sec", argv[1]) < 0 || asprintf(&pub, "%s.pub", argv[1]) < 0) {
-		rp_errf(&err, "out of memory");
-		goto out;
-	}
-	if (sign_keygen(sec, pub, &err) < 0)
-		goto out;
-	printf("secret key %s\npublic key %s\n", sec, pub);
-	rc = 0;
-out:
-	if (rc)
-		cmd_fail("keygen", &err);
-	free(sec);
-	free(pub);
-	return rc;
 }
 
 static json_t *tag_json(const struct snap_rec *r, const struct snap_rec *old)

@@ -189,6 +189,7 @@ int cmd_build(int argc, char **argv)
 	struct layout_tree *tree = NULL;
 	struct builder *b = NULL;
 	struct rp_err err = { "" };
+	struct layout_commit_result cres;
 	json_t *report = NULL;
 	int as_json = 0, quiet = 0, stdin_used = 0, rc = 1, c, i;
 	long nproc = sysconf(_SC_NPROCESSORS_ONLN);
@@ -293,8 +294,9 @@ int cmd_build(int argc, char **argv)
 			goto out;
 	}
 	progress_end(&prog);
-	if (builder_finish(b, &err) < 0 || layout_commit(tree, NULL, &err) < 0)
+	if (builder_finish(b, &err) < 0 || layout_commit(tree, &cres, &err) < 0)
 		goto out;
+	cmd_note_commit("build", layout_path(tree), &cres);
 	report = builder_report(b);
 	if (!quiet && report)
 		print_result(report, layout_snapshot_id(tree), as_json);

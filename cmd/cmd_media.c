@@ -36,8 +36,8 @@ static const char media_usage[] =
 	"  -h, --help        show this help\n";
 
 static const char import_usage[] =
-	"usage: regpress import VOLUME... --into TREE [--json] [--progress=MODE] [-q]\n"
-	"       regpress import --check VOLUME...\n"
+	"usage: regpress import VOLUME... --into TREE [--pubkey PUB]... [--json] [--progress=MODE] [-q]\n"
+	"       regpress import --check [--pubkey PUB]... VOLUME...\n"
 	"\n"
 	"Verify volumes written by `regpress media` (directories: a mounted disc or an extracted\n"
 	"image; or the ISO images, extracted under $TMPDIR first) and copy into TREE the blobs it\n"
@@ -48,7 +48,16 @@ static const char import_usage[] =
 	"volume fails with the file named, TREE unchanged. Exit 0 whether the set is complete or\n"
 	"volumes are still missing (--json says which).\n"
 	"\n"
+	"A set signed with `regpress snapshot --sign` carries its signatures and release on every\n"
+	"volume, and TREE gets them with the snapshot. A release older than TREE's (or the same\n"
+	"number with other content), or a set without a release over a TREE that holds one, is\n"
+	"refused before anything changes.\n"
+	"\n"
 	"  --into TREE       the tree to import into (created if needed)\n"
+	"  --pubkey PUB      require the set to be signed by this signify public key (repeat for\n"
+	"                    several: any one of them)\n"
+	"  --allow-downgrade import a release older than TREE's, saying what it replaces\n"
+	"  --allow-unsigned  import a set without a signed release over a TREE that holds one\n"
 	"  --check           only verify each VOLUME on its own (manifest, snapshot, every file's\n"
 	"                    size and digest, nothing extra); writes nothing\n"
 	"  --json            print the result as JSON\n"
@@ -224,8 +233,20 @@ static void list_u32(char *buf, size_t sz, const uint32_t *v, size_t n)
 		off += (size_t)snprintf(buf + off, sz - off, "%s%" PRIu32, i ? ", " : "", v[i]);
 }
 
-static int import_check(int argc, char **argv, int first, int as_json, int quiet,
-			const char *mode)
+#define PUBKEYS_MAX 16
+
+/* ", signed, release N" for a checked or imported set. */
+static const char *trust_note(int signed_ok, uint64_t release, char buf[64])
+{
+	if (release)
+		snprintf(buf, 64, "%s, release %" PRIu64, signed_ok ? ", signed" : "", release);
+	else
+		snprintf(buf, 64, "%s", signed_ok ? ", signed" : "");
+	return buf;
+}
+
+static int import_check(int argc, char **argv, int first, const struct media_trust *trust,
+			int as_json, int quiet, const char *mode)
 {
 	json_t *arr = json_array();
 	int i;
@@ -234,11 +255,11 @@ static int import_check(int argc, char **argv, int first, int as_json, int quiet
 		struct media_volume_info info;
 		struct rp_err err = { "" };
 		struct progress prog;
-		char size[32];
+		char size[32], note[64];
 		int rc;
 
 		progress_init(&prog, "checking", as_json ? "none" : mode);
-		rc = media_check(argv[i], on_progress, &prog, &info, &err);
+		rc = media_check(argv[i], trust, on_progress, &prog, &info, &err);
 		progress_end(&prog);
 		if (rc < 0) {
 			json_decref(arr);
@@ -246,20 +267,22 @@ static int import_check(int argc, char **argv, int first, int as_json, int quiet
 		}
 		if (as_json)
 			json_array_append_new(
-				arr, json_pack("{s:s, s:b, s:I, s:I, s:s+, s:o, s:s+, s:I, s:I}",
-					       "path", argv[i], "ok", 1, "volume",
+				arr, json_pack("{s:s, s:b, s:I, s:I, s:s+, s:o, s:s+, s:I, s:I, s:b, "
+					       "s:I}", "path", argv[i], "ok", 1, "volume",
 					       (json_int_t)info.volume, "volumes",
 					       (json_int_t)info.nvolumes, "snapshot", "sha256:",
 					       info.snapshot_id, "base", digest_or_null(info.base_id),
 					       "set", "sha256:", info.set_id, "files",
 					       (json_int_t)info.files, "bytes",
-					       (json_int_t)info.bytes));
+					       (json_int_t)info.bytes, "signed", info.signed_ok,
+					       "release", (json_int_t)info.release));
 		else if (!quiet)
 			printf("%s: ok: volume %" PRIu32 " of %" PRIu32 " of snapshot sha256:%s%s%s, "
-			       "%" PRIu64 " file%s, %s\n", argv[i], info.volume, info.nvolumes,
+			       "%" PRIu64 " file%s, %s%s\n", argv[i], info.volume, info.nvolumes,
 			       info.snapshot_id, info.base_id[0] ? " (delta from sha256:" : "",
 			       info.base_id[0] ? info.base_id : "", info.files,
-			       info.files == 1 ? "" : "s", progress_size(info.bytes, size, 32));
+			       info.files == 1 ? "" : "s", progress_size(info.bytes, size, 32),
+			       trust_note(info.signed_ok, info.release, note));
 	}
 	if (as_json)
 		print_json(arr);
@@ -276,15 +299,20 @@ int cmd_import(int argc, char **argv)
 		{ "json", no_argument, NULL, 'J' },
 		{ "progress", required_argument, NULL, 'G' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "pubkey", required_argument, NULL, 'K' },
+		{ "allow-downgrade", no_argument, NULL, 'D' },
+		{ "allow-unsigned", no_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	const char *keys[PUBKEYS_MAX];
+	struct media_trust trust = { keys, 0, 0, 0 };
 	struct media_import_result res;
 	struct rp_err err = { "" };
 	struct progress prog;
 	const char *tree = NULL, *mode = "auto";
 	int as_json = 0, quiet = 0, check = 0, c, rc;
-	char a[32], list[512];
+	char a[32], a2[64], list[512];
 
 	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
 		switch (c) {
@@ -296,6 +324,13 @@ int cmd_import(int argc, char **argv)
 				return 2;
 			break;
 		case 'q': quiet = 1; mode = "none"; break;
+		case 'K':
+			if (trust.npubkeys == PUBKEYS_MAX)
+				return cmd_usage_error("import", "at most %d --pubkey", PUBKEYS_MAX);
+			keys[trust.npubkeys++] = optarg;
+			break;
+		case 'D': trust.allow_downgrade = 1; break;
+		case 'U': trust.allow_unsigned = 1; break;
 		case 'h': return fputs(import_usage, stdout), 0;
 		default: return fputs(import_usage, stderr), 2;
 		}
@@ -305,12 +340,15 @@ int cmd_import(int argc, char **argv)
 	if (check) {
 		if (tree)
 			return cmd_usage_error("import", "--check writes nothing: no --into");
-		return import_check(argc, argv, optind, as_json, quiet, mode);
+		if (trust.allow_downgrade || trust.allow_unsigned)
+			return cmd_usage_error("import", "--check compares with no tree: no "
+					       "--allow-downgrade or --allow-unsigned");
+		return import_check(argc, argv, optind, &trust, as_json, quiet, mode);
 	}
 	if (!tree)
 		return cmd_usage_error("import", "--into TREE is required");
 	progress_init(&prog, "importing", as_json ? "none" : mode);
-	rc = media_import(tree, (const char *const *)argv + optind, (size_t)(argc - optind),
+	rc = media_import(tree, (const char *const *)argv + optind, (size_t)(argc - optind), &trust,
 			  on_progress, &prog, &res, &err);
 	progress_end(&prog);
 	if (rc < 0)
@@ -323,17 +361,28 @@ int cmd_import(int argc, char **argv)
 			json_array_append_new(imp, json_integer(res.imported[i]));
 		for (i = 0; i < res.nmissing; i++)
 			json_array_append_new(miss, json_integer(res.missing[i]));
-		print_json(json_pack("{s:s+, s:o, s:I, s:o, s:o, s:b, s:b, s:I, s:I}", "snapshot",
+		print_json(json_pack("{s:s+, s:o, s:I, s:o, s:o, s:b, s:b, s:I, s:I, s:b, s:I, "
+				     "s:o}", "snapshot",
 				     "sha256:", res.snapshot_id, "base",
 				     digest_or_null(res.base_id), "volumes",
 				     (json_int_t)res.nvolumes, "imported", imp, "missing", miss,
 				     "published", res.published, "already", res.already,
 				     "files_copied", (json_int_t)res.files_copied, "bytes_copied",
-				     (json_int_t)res.bytes_copied));
+				     (json_int_t)res.bytes_copied, "signed", res.signed_ok,
+				     "release", (json_int_t)res.release, "replaced",
+				     res.replaced ? json_pack("{s:I, s:s+}", "release",
+							      (json_int_t)res.replaced, "snapshot",
+							      "sha256:", res.replaced_id)
+						  : json_null()));
 	} else if (!quiet) {
+		if (res.replaced)
+			fprintf(stderr, "regpress import: replaced release %" PRIu64 " (snapshot "
+				"sha256:%s) of '%s' by the older release %" PRIu64 " (--allow-"
+				"downgrade)\n", res.replaced, res.replaced_id, tree, res.release);
 		if (res.already) {
-			printf("'%s' is already at snapshot sha256:%s: nothing to import\n", tree,
-			       res.snapshot_id);
+			printf("'%s' is already at snapshot sha256:%s%s: nothing to import%s\n", tree,
+			       res.snapshot_id, trust_note(res.signed_ok, res.release, a2),
+			       res.signatures_added ? " but its signed files, now in place" : "");
 		} else {
 			list_u32(list, sizeof(list), res.imported, res.nimported);
 			printf("imported volume%s %s of %" PRIu32 " (%" PRIu64 " file%s, %s copied); ",
@@ -342,7 +391,8 @@ int cmd_import(int argc, char **argv)
 			       progress_size(res.bytes_copied, a, sizeof(a)));
 			list_u32(list, sizeof(list), res.missing, res.nmissing);
 			if (res.published)
-				printf("published snapshot sha256:%s\n", res.snapshot_id);
+				printf("published snapshot sha256:%s%s\n", res.snapshot_id,
+				       trust_note(res.signed_ok, res.release, a2));
 			else
 				printf("still missing: %s\n", list);
 		}

@@ -27,6 +27,7 @@ int cmd_rm(int argc, char **argv)
 {
 	struct layout_tree *tree = NULL;
 	struct rp_err err = { "" };
+	struct layout_commit_result cres;
 	int i, rc = 1;
 
 	if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")))
@@ -44,8 +45,9 @@ int cmd_rm(int argc, char **argv)
 				 ref.digest[0] ? ref.digest + 7 : NULL, &err) < 0)
 			goto out;
 	}
-	if (layout_commit(tree, NULL, &err) < 0)
+	if (layout_commit(tree, &cres, &err) < 0)
 		goto out;
+	cmd_note_commit("rm", argv[1], &cres);
 	printf("snapshot sha256:%s\n", layout_snapshot_id(tree));
 	rc = 0;
 out:

@@ -15,6 +15,7 @@
 
 #include "fsutil.h"
 #include "names.h"
+#include "release.h"
 #include "strmap.h"
 #include "view.h"
 #include "viewsync.h"
@@ -186,10 +187,12 @@ static int finish(struct layout_tree *t, struct rp_err *err)
 	return 0;
 }
 
-/* The state did not change: publish only new cache entries, and repair the spare. */
+/* The state did not change: publish only new cache entries and signed files an import brought,
+ * and repair the spare. */
 static int commit_unchanged(struct layout_tree *t, struct rp_err *err)
 {
-	int wrote = 0;
+	struct layout_signed_files live;
+	int wrote = 0, rc;
 
 	if (t->cache_new) {
 		if (cache_stage(t, err) < 0)
@@ -200,8 +203,17 @@ static int commit_unchanged(struct layout_tree *t, struct rp_err *err)
 			return -1;
 		wrote = 1;
 	}
+	if (t->stage_signed) {
+		if (signed_put_live(t, t->stage_signed, err) < 0)
+			return -1;
+		wrote = 1;
+	}
 	if (!spare_valid(t)) {
-		if (spare_write_full(t, &t->snap, t->text, t->text_len, 1, err) < 0)
+		if (signed_files_read(t, FMT_VIEW, &live, err) < 0)
+			return -1;
+		rc = spare_write_full(t, &t->snap, t->text, t->text_len, &live, 1, err);
+		signed_files_free(&live);
+		if (rc < 0)
 			return -1;
 		wrote = 1;
 	}
@@ -215,6 +227,7 @@ struct commit {
 	size_t len, idx_len;
 	struct changes ch;
 	struct strmap *made; /* digests of the descriptors index.json made */
+	struct layout_signed_files sig; /* of the new view (owned) */
 	int exchange, spare_epoch_ok;
 };
 
@@ -227,6 +240,7 @@ static void commit_free(struct commit *c)
 	strmap_free(c->ch.added);
 	strmap_free(c->ch.gone);
 	strmap_free(c->made);
+	signed_files_free(&c->sig);
 }
 
 /* Up to the publishing rename: the spare brought to the new state, index.json, cache entries and
@@ -257,8 +271,9 @@ static int prepare(struct layout_tree *t, struct commit *c, struct rp_err *err)
 		return rp_errf(err, "out of memory");
 	if (snap_merge(&t->snap, &c->new, note_change, &c->ch) < 0)
 		return -1;
-	r = t->text && spare_valid(t) ? spare_sync(t, &t->snap, &c->new, c->text, c->len, 1, err)
-				       : spare_write_full(t, &c->new, c->text, c->len, 1, err);
+	r = t->text && spare_valid(t)
+		    ? spare_sync(t, &t->snap, &c->new, c->text, c->len, &c->sig, 1, err)
+		    : spare_write_full(t, &c->new, c->text, c->len, &c->sig, 1, err);
 	if (r < 0 ||
 	    view_index_json(&c->new, c->ch.reuse, &sink, c->made, &c->idx, &c->idx_len, err) < 0 ||
 	    stage_derived(t, c->new.id, c->idx, c->idx_len, err) < 0 || cache_stage(t, err) < 0)
@@ -297,13 +312,30 @@ static int after_publish(struct layout_tree *t, struct commit *c,
 	/* The spare: the old view brought forward, or written anew. A failure only leaves it
 	 * incomplete, which the next commit repairs: the new state is published either way. */
 	if (c->exchange && c->spare_epoch_ok)
-		spare_sync(t, &old, &t->snap, t->text, t->text_len, 0, NULL);
+		spare_sync(t, &old, &t->snap, t->text, t->text_len, &c->sig, 0, NULL);
 	else
-		spare_write_full(t, &t->snap, t->text, t->text_len, 0, NULL);
+		spare_write_full(t, &t->snap, t->text, t->text_len, &c->sig, 0, NULL);
 	snapshot_free(&old);
 	/* Last, as the old view's referrers above are worked out from the old manifests. */
 	res->blobs_removed = drop_unused(t, c->ch.gone, c->idx);
 	return finish(t, err);
+}
+
+/* Signed files an import staged must be those of the state it set. */
+static int staged_release_is(const struct commit *c, struct rp_err *err)
+{
+	struct release r;
+	const struct layout_signed_files *f = &c->sig;
+
+	if (!f->buf[LAYOUT_RELEASE_SIG] || !f->buf[LAYOUT_RELEASE])
+		return 0;
+	if (release_parse(f->buf[LAYOUT_RELEASE], f->len[LAYOUT_RELEASE], FMT_RELEASE_NAME, &r,
+			  err) < 0)
+		return -1;
+	if (strcmp(r.snapshot, c->new.id))
+		return rp_errf(err, "internal: the staged release is of snapshot sha256:%s, not of "
+			       "sha256:%s", r.snapshot, c->new.id);
+	return 0;
 }
 
 int layout_commit(struct layout_tree *t, struct layout_commit_result *res, struct rp_err *err)
@@ -323,7 +355,17 @@ int layout_commit(struct layout_tree *t, struct layout_commit_result *res, struc
 		return commit_unchanged(t, err);
 	}
 	state_view(&t->st, c.text, c.len, &c.new);
-	res->signature_dropped = fsat_type(&t->root, FMT_SIGNATURE, NULL, NULL) == FSAT_FILE;
+	if (signed_files_for_commit(t, &c.sig, err) < 0 || staged_release_is(&c, err) < 0)
+		goto fail;
+	res->signature_dropped = !c.sig.buf[LAYOUT_SNAPSHOT_SIG] &&
+				 fsat_type(&t->root, FMT_SIGNATURE, NULL, NULL) == FSAT_FILE;
+	if (res->signature_dropped && c.sig.buf[LAYOUT_RELEASE]) {
+		struct release r;
+
+		if (release_parse(c.sig.buf[LAYOUT_RELEASE], c.sig.len[LAYOUT_RELEASE],
+				  FMT_RELEASE_NAME, &r, NULL) == 0)
+			res->last_release = r.number;
+	}
 	if (prepare(t, &c, err) < 0 ||
 	    (c.exchange ? fsat_exchange(&t->root, FMT_SPARE, FMT_VIEW, err)
 			: fsat_rename(&t->root, FMT_SPARE, &t->root, FMT_VIEW, err)) < 0)
@@ -338,36 +380,7 @@ int layout_commit(struct layout_tree *t, struct layout_commit_result *res, struc
 	return 0;
 fail:
 	if (!res->changed)
-		res->signature_dropped = 0;
+		res->signature_dropped = 0, res->last_release = 0;
 	commit_free(&c);
 	return -1;
-}
-
-int layout_put_signature(struct layout_tree *t, const char *sig, size_t len, struct rp_err *err)
-{
-	static const char *const views[] = { FMT_VIEW, FMT_SPARE };
-	size_t i;
-
-	if (tree_require_writer(t, err) < 0)
-		return -1;
-	if (!t->staging_open)
-		return rp_errf(err, "'%s': signing after a commit needs the tree opened again",
-			       t->root.path);
-	/* Written in the staging area, then renamed: a crash leaves no stray file in registry/.
-	 * The spare is a copy of the view, so it gets the signature as well. */
-	for (i = 0; i < sizeof(views) / sizeof(views[0]); i++) {
-		char rel[64];
-
-		if (i == 1 && !spare_valid(t))
-			continue;
-		snprintf(rel, sizeof(rel), "%s/%s", views[i], FMT_SIGNATURE_NAME);
-		if (fsat_write_new(&t->staging, FMT_SIGNATURE_NAME, sig, len, err) < 0)
-			return -1;
-		if (syncfs(t->root.fd) < 0)
-			return rp_errno(err, "cannot sync '%s'", t->root.path);
-		if (fsat_rename(&t->staging, FMT_SIGNATURE_NAME, &t->root, rel, err) < 0 ||
-		    fsat_set_mtime(&t->root, views[i], err) < 0)
-			return -1;
-	}
-	return 0;
 }

@@ -264,6 +264,28 @@ out:
 	return rc;
 }
 
+int sign_key_protected(const char *seckey_path, struct rp_err *err)
+{
+	struct seckey sk;
+	char *text = NULL;
+	int rc = -1;
+
+	if (read_text(seckey_path, &text, err) < 0)
+		return -1;
+	if (parse_file_text(text, seckey_path, &sk, sizeof(sk), err) < 0)
+		goto out;
+	if (memcmp(sk.pkalg, "Ed", 2) || memcmp(sk.kdfalg, "BK", 2)) {
+		rp_errf(err, "'%s': not an Ed25519 signify secret key", seckey_path);
+		goto out;
+	}
+	rc = get_be32(sk.rounds) > 0;
+out:
+	OPENSSL_cleanse(&sk, sizeof(sk));
+	OPENSSL_cleanse(text, strlen(text));
+	free(text);
+	return rc;
+}
+
 int sign_message_pass(const char *seckey_path, const char *passphrase, const void *msg,
 		      size_t len, char **sigtext, struct rp_err *err)
 {

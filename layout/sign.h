@@ -29,6 +29,8 @@ int sign_keygen(const char *seckey_path, const char *pubkey_path, struct rp_err 
  * an unprotected key ignores the passphrase, as signify does. */
 int sign_message_pass(const char *seckey_path, const char *passphrase, const void *msg,
 		      size_t len, char **sig, struct rp_err *err);
+/* 1 if the secret key file is passphrase-protected, 0 if not, -1 if it is not a key. */
+int sign_key_protected(const char *seckey_path, struct rp_err *err);
 /* sign_message_pass without a passphrase: unprotected keys only. */
 int sign_message(const char *seckey_path, const void *msg, size_t len, char **sig,
 		 struct rp_err *err);

@@ -313,6 +313,9 @@ void layout_close(struct layout_tree *t)
 	free(t->text);
 	free(t->scratch_path);
 	json_decref(t->cache_new);
+	if (t->stage_signed)
+		signed_files_free(t->stage_signed);
+	free(t->stage_signed);
 	free(t);
 }
 
@@ -353,12 +356,6 @@ int layout_blob_read(const struct layout_tree *t, const char *hex, size_t max, c
 int layout_has_blob(const struct layout_tree *t, const char *hex)
 {
 	return blob_where(t, hex, NULL) > 0;
-}
-
-int layout_signature_read(const struct layout_tree *t, char **buf, size_t *len,
-			  struct rp_err *err)
-{
-	return fsat_read(&t->root, FMT_SIGNATURE, 4096, buf, len, err);
 }
 
 const char *layout_scratch_dir(const struct layout_tree *t)

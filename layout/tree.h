@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "digest.h"
 #include "err.h"
@@ -59,9 +60,22 @@ int layout_blob_open(const struct layout_tree *t, const char *hex, int *fd, uint
 /* Read a whole blob of at most max bytes (NUL-terminated): 0, 1 if absent, -1 on error. */
 int layout_blob_read(const struct layout_tree *t, const char *hex, size_t max, char **buf,
 		     size_t *len, struct rp_err *err);
-/* Read registry/snapshot.sig: 0, 1 if the tree is not signed, -1 on error. */
-int layout_signature_read(const struct layout_tree *t, char **buf, size_t *len,
-			  struct rp_err *err);
+/* ---- signed releases ----
+ * registry/snapshot.sig (a signify signature of registry/snapshot), registry/release (release.h)
+ * and registry/release.sig (its signature). A commit that changes the snapshot drops both
+ * signatures; the release file stays, naming the last signed release, which the next one
+ * follows. */
+enum layout_signed { LAYOUT_SNAPSHOT_SIG, LAYOUT_RELEASE, LAYOUT_RELEASE_SIG, LAYOUT_SIGNED_N };
+struct layout_signed_files {
+	const char *buf[LAYOUT_SIGNED_N]; /* NULL: not there */
+	size_t len[LAYOUT_SIGNED_N];
+};
+#define LAYOUT_SIGNED_MAX 4096
+/* "snapshot.sig", "release", "release.sig" */
+const char *layout_signed_name(enum layout_signed f);
+/* Read one: 0, 1 if absent, -1 on error. */
+int layout_signed_read(const struct layout_tree *t, enum layout_signed f, char **buf, size_t *len,
+		       struct rp_err *err);
 
 /* ---- writing: blobs ---- */
 
@@ -156,6 +170,7 @@ int layout_hold_clear(struct layout_tree *t, struct rp_err *err);
 struct layout_commit_result {
 	int changed;		/* the snapshot id changed (a new state was published) */
 	int signature_dropped;	/* the tree was signed, and the signature no longer matched */
+	uint64_t last_release;	/* then: the release the tree still names (0: none) */
 	uint64_t blobs_removed; /* blob files this commit alone made unused, deleted */
 };
 /* Publish atomically; res may be NULL. After success the tree holds the new state;
@@ -164,7 +179,20 @@ struct layout_commit_result {
 int layout_commit(struct layout_tree *t, struct layout_commit_result *res, struct rp_err *err);
 /* Delete blob files that the tree's current state does not use (no commit needed). */
 int layout_gc(struct layout_tree *t, uint64_t *files, uint64_t *bytes, struct rp_err *err);
-/* Store a detached signature of the current snapshot as registry/snapshot.sig. */
-int layout_put_signature(struct layout_tree *t, const char *sig, size_t len, struct rp_err *err);
+/* Replace the signed files of the current snapshot now (snapshot --sign): each written whole or
+ * removed (buf NULL), in registry/ and its spare. */
+int layout_put_signed(struct layout_tree *t, const struct layout_signed_files *f,
+		      struct rp_err *err);
+/* Sign the current snapshot (snapshot --sign): registry/snapshot.sig, and a release (release.h)
+ * numbered number, or by default the tree's last release + 1 (the same number when that release
+ * is of this snapshot), following the last release's snapshot, dated when; with its signature.
+ * A number below the last release's is refused. out gets the release. */
+struct release;
+int layout_sign(struct layout_tree *t, const char *seckey, const char *passphrase,
+		uint64_t number, time_t when, struct release *out, struct rp_err *err);
+/* The signed files of the state the next commit publishes (import): they go into the new view
+ * before its publishing rename, so a release is published with its signatures or not at all. */
+int layout_stage_signed(struct layout_tree *t, const struct layout_signed_files *f,
+			struct rp_err *err);
 
 #endif

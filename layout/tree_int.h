@@ -37,7 +37,23 @@ struct layout_tree {
 	struct undo *undo;
 	size_t nundo, undocap;
 	int published;
+	/* The signed files the next commit publishes with its state (layout_stage_signed), owned. */
+	struct layout_signed_files *stage_signed;
 };
+
+/* signed.c. A struct layout_signed_files that is "owned" has malloc'd buffers. */
+void signed_files_free(struct layout_signed_files *s);
+/* Read view's (FMT_VIEW or FMT_SPARE) signed files into s (owned). */
+int signed_files_read(const struct layout_tree *t, const char *view,
+		      struct layout_signed_files *s, struct rp_err *err);
+/* What a commit that changes the state puts into the new view (owned): the staged files
+ * (import), or else the live view's release alone: it names the last signed release, which the
+ * next one follows, and the signatures no longer match. */
+int signed_files_for_commit(const struct layout_tree *t, struct layout_signed_files *s,
+			    struct rp_err *err);
+/* Make the live view's (and a valid spare's) signed files those of f, now. */
+int signed_put_live(struct layout_tree *t, const struct layout_signed_files *f,
+		    struct rp_err *err);
 
 /* tree.c */
 int tree_require_writer(const struct layout_tree *t, struct rp_err *err);

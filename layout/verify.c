@@ -13,6 +13,7 @@
 #include "digest.h"
 #include "fsutil.h"
 #include "manifest.h"
+#include "release.h"
 #include "sign.h"
 #include "tree_int.h"
 #include "view.h"
@@ -254,6 +255,19 @@ static void check_derived_file(struct vctx *v, const char *rel)
 			"publish: remove " FMT_SPARE " to have it rebuilt)" : "");
 }
 
+/* registry/snapshot.sig, release or release.sig, or the spare's. */
+static int is_signed_file(const char *rel)
+{
+	const char *name = under(rel, FMT_SPARE) ? rel + strlen(FMT_SPARE "/")
+			   : under(rel, FMT_VIEW) ? rel + strlen(FMT_VIEW "/") : NULL;
+	int i;
+
+	for (i = 0; name && i < LAYOUT_SIGNED_N; i++)
+		if (!strcmp(name, layout_signed_name((enum layout_signed)i)))
+			return 1;
+	return 0;
+}
+
 static int walk_one(void *ctx, const char *rel, const struct stat *st, struct rp_err *err)
 {
 	struct vctx *v = ctx;
@@ -281,8 +295,8 @@ static int walk_one(void *ctx, const char *rel, const struct stat *st, struct rp
 			RP_FILE_MODE);
 	if (under(rel, FMT_BLOBS) && strchr(rel + strlen(FMT_BLOBS), '/'))
 		check_blob_file(v, rel, st);
-	else if (strcmp(rel, FMT_SIGNATURE) && strcmp(rel, FMT_SPARE "/" FMT_SIGNATURE_NAME))
-		check_derived_file(v, rel); /* signatures are checked on their own */
+	else if (!is_signed_file(rel))
+		check_derived_file(v, rel); /* signed files are checked on their own */
 	return 0;
 }
 
@@ -373,22 +387,99 @@ static void check_manifests(struct vctx *v, const struct snapshot *s)
 	json_decref(served);
 }
 
-static void check_signature(struct vctx *v, const char *text, size_t len)
+/* A valid spare is a copy of registry/: its signed files too. */
+static void check_spare_signed(struct vctx *v, const struct layout_signed_files *live)
 {
-	char *sig = NULL;
+	struct layout_signed_files sp;
 	struct rp_err e;
-	size_t slen;
-	int r = layout_signature_read(v->t, &sig, &slen, &e);
+	int i;
 
-	if (r == 1)
-		finding(v, VERIFY_PROBLEM, FMT_SIGNATURE, "missing: the tree is not signed");
-	else if (r < 0)
-		finding(v, VERIFY_PROBLEM, FMT_SIGNATURE, "%s", e.msg);
-	else if (sign_verify(v->o->pubkey, text, len, sig, &e) < 0)
-		finding(v, VERIFY_PROBLEM, FMT_SIGNATURE, "%s", e.msg);
-	else
-		v->res->signed_ok = 1;
-	free(sig);
+	if (!v->spare)
+		return;
+	if (signed_files_read(v->t, FMT_SPARE, &sp, &e) < 0) {
+		finding(v, VERIFY_PROBLEM, FMT_SPARE, "%s", e.msg);
+		return;
+	}
+	for (i = 0; i < LAYOUT_SIGNED_N; i++)
+		if ((!sp.buf[i] != !live->buf[i]) ||
+		    (sp.buf[i] && (sp.len[i] != live->len[i] ||
+				   memcmp(sp.buf[i], live->buf[i], sp.len[i])))) {
+			char rel[64];
+
+			snprintf(rel, sizeof(rel), FMT_SPARE "/%s",
+				 layout_signed_name((enum layout_signed)i));
+			finding(v, VERIFY_WARNING, rel, "differs from " FMT_VIEW "/%s (snapshot "
+				"--sign writes both again)", layout_signed_name((enum layout_signed)i));
+		}
+	signed_files_free(&sp);
+}
+
+/* One signature of f by the public key: 1 if good, 0 if not (reported). */
+static int signature_good(struct vctx *v, const struct layout_signed_files *f,
+			  enum layout_signed sig, enum layout_signed what, const char *missing)
+{
+	char rel[64];
+	struct rp_err e;
+
+	snprintf(rel, sizeof(rel), FMT_VIEW "/%s", layout_signed_name(sig));
+	if (!f->buf[sig]) {
+		finding(v, VERIFY_PROBLEM, rel, "missing: %s", missing);
+		return 0;
+	}
+	if (sign_verify(v->o->pubkey, f->buf[what], f->len[what], f->buf[sig], &e) < 0) {
+		finding(v, VERIFY_PROBLEM, rel, "%s", e.msg);
+		return 0;
+	}
+	return 1;
+}
+
+/* The signed files: a release that parses, signatures that belong to it, and with a public key
+ * both signatures good and the release naming this snapshot. */
+static void check_signed(struct vctx *v, const char *text, size_t len)
+{
+	struct layout_signed_files f;
+	struct release r;
+	struct rp_err e;
+	int stale = 0, have_release = 0;
+
+	if (signed_files_read(v->t, FMT_VIEW, &f, &e) < 0) {
+		finding(v, VERIFY_PROBLEM, FMT_VIEW, "%s", e.msg);
+		return;
+	}
+	if (f.buf[LAYOUT_RELEASE]) {
+		if (release_parse(f.buf[LAYOUT_RELEASE], f.len[LAYOUT_RELEASE],
+				  FMT_VIEW "/" FMT_RELEASE_NAME, &r, &e) < 0)
+			finding(v, VERIFY_PROBLEM, FMT_VIEW "/" FMT_RELEASE_NAME, "%s", e.msg);
+		else
+			have_release = 1, stale = strcmp(r.snapshot, v->res->snapshot_id) != 0;
+	}
+	if (f.buf[LAYOUT_RELEASE_SIG] && (!have_release || stale))
+		finding(v, VERIFY_PROBLEM, FMT_VIEW "/" FMT_RELEASE_SIG_NAME, "%s",
+			have_release ? "signs a release of another snapshot"
+				     : "a signature without a valid " FMT_VIEW "/" FMT_RELEASE_NAME);
+	if (have_release)
+		v->res->release = r.number;
+	check_spare_signed(v, &f);
+	if (v->o->pubkey) {
+		struct layout_signed_files snap = f;
+
+		snap.buf[LAYOUT_RELEASE] = text; /* the snapshot, as signed */
+		snap.len[LAYOUT_RELEASE] = len;
+		v->res->signed_ok = signature_good(v, &snap, LAYOUT_SNAPSHOT_SIG, LAYOUT_RELEASE,
+						   "the tree is not signed");
+		if (!have_release && v->res->signed_ok)
+			finding(v, VERIFY_WARNING, FMT_VIEW "/" FMT_RELEASE_NAME, "missing: signed "
+				"without a release number, so an import cannot tell it from an older "
+				"release");
+		else if (have_release && stale && v->res->signed_ok)
+			finding(v, VERIFY_PROBLEM, FMT_VIEW "/" FMT_RELEASE_NAME, "release %llu is of "
+				"snapshot sha256:%s, not of this one", (unsigned long long)r.number,
+				r.snapshot);
+		else if (have_release && !stale)
+			v->res->release_ok = signature_good(v, &f, LAYOUT_RELEASE_SIG, LAYOUT_RELEASE,
+							    "the release is not signed");
+	}
+	signed_files_free(&f);
 }
 
 /* What the snapshot implies: every derived file (in registry/, and in the spare when it holds
@@ -420,9 +511,11 @@ static void expectations(struct vctx *v, const char *text, size_t len, const str
 		snprintf(rel, sizeof(rel), FMT_BLOBS "/%s", key);
 		add_dirs(v, rel);
 	}
-	json_object_set_new(v->dirs, FMT_VIEW, json_true());
+	/* The containers stay when the last repository or blob goes (rm of every tag). */
+	add_dirs(v, FMT_BLOBS "/x");
+	add_dirs(v, FMT_VIEW "/" FMT_REPOS_NAME "/x");
 	if (v->spare)
-		json_object_set_new(v->dirs, FMT_SPARE, json_true());
+		add_dirs(v, FMT_SPARE "/" FMT_REPOS_NAME "/x");
 }
 
 int layout_verify(const char *tree, const struct verify_opts *o, struct verify_result *res,
@@ -469,8 +562,7 @@ int layout_verify(const char *tree, const struct verify_opts *o, struct verify_r
 			finding(&v, VERIFY_PROBLEM, rel, "missing blob");
 		}
 	check_manifests(&v, s);
-	if (o->pubkey)
-		check_signature(&v, text, len);
+	check_signed(&v, text, len);
 	rc = 0;
 out:
 	layout_close(v.t);

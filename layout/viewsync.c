@@ -389,8 +389,34 @@ out:
 	return rc;
 }
 
+/* The spare's signed files made those of sig (before its snapshot, which marks it complete). */
+static int sync_signed(struct sync *s, const struct layout_signed_files *sig, struct rp_err *err)
+{
+	int i;
+
+	for (i = 0; i < LAYOUT_SIGNED_N; i++) {
+		const char *name = layout_signed_name((enum layout_signed)i);
+		struct vfile f = { NULL, (char *)sig->buf[i], sig->len[i] };
+		char rel[64], *cur = NULL;
+		size_t clen;
+		int r;
+
+		in_spare(rel, sizeof(rel), name);
+		r = fsat_read(&s->t->root, rel, LAYOUT_SIGNED_MAX, &cur, &clen, err);
+		if (r < 0)
+			return -1;
+		if (r == 0 && f.body && clen == f.len && !memcmp(cur, f.body, f.len))
+			r = 2; /* already so */
+		free(cur);
+		if (r != 2 && (f.body ? put_file(s, rel, &f, err) : drop_file(s, name, err)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int spare_sync(struct layout_tree *t, const struct snapshot *old, const struct snapshot *new,
-	       const char *text, size_t len, int undoable, struct rp_err *err)
+	       const char *text, size_t len, const struct layout_signed_files *sig, int undoable,
+	       struct rp_err *err)
 {
 	struct sync s = { t, undoable, strmap_new(), NULL, 0, 0 };
 	struct vfile marker = { NULL, (char *)text, len };
@@ -402,13 +428,13 @@ int spare_sync(struct layout_tree *t, const struct snapshot *old, const struct s
 		goto out;
 	}
 	/* The snapshot goes first: a spare without it is written in full by the next commit. */
-	if (drop_file(&s, FMT_SNAPSHOT_NAME, err) < 0 || drop_file(&s, FMT_SIGNATURE_NAME, err) < 0)
+	if (drop_file(&s, FMT_SNAPSHOT_NAME, err) < 0)
 		goto out;
 	if (fsat_subdir(&t->root, FMT_SPARE, 0, &d, err) != 0)
 		goto out;
 	fsync(d.fd);
 	fsat_close(&d);
-	if (sync_repos(&s, old, new, err) < 0 ||
+	if (sync_repos(&s, old, new, err) < 0 || sync_signed(&s, sig, err) < 0 ||
 	    put_file(&s, FMT_SPARE "/" FMT_SNAPSHOT_NAME, &marker, err) < 0 ||
 	    fix_touched(&s, err) < 0)
 		goto out;
@@ -467,8 +493,25 @@ static int full_read(void *ctx, const char *hex, char **buf, size_t *len, struct
 	return tree_read_manifest(((struct full_sink *)ctx)->t, hex, buf, len, err);
 }
 
+/* The signed files of a spare being written whole. */
+static int full_signed(struct layout_tree *t, const struct layout_signed_files *sig,
+		       struct rp_err *err)
+{
+	int i;
+
+	for (i = 0; i < LAYOUT_SIGNED_N; i++) {
+		char rel[64];
+
+		in_spare(rel, sizeof(rel), layout_signed_name((enum layout_signed)i));
+		if (sig->buf[i] && fsat_write_new(&t->root, rel, sig->buf[i], sig->len[i], err) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int spare_write_full(struct layout_tree *t, const struct snapshot *s, const char *text,
-		     size_t len, int undoable, struct rp_err *err)
+		     size_t len, const struct layout_signed_files *sig, int undoable,
+		     struct rp_err *err)
 {
 	struct full_sink f = { t, strmap_new(), NULL, 0, "", { -1, NULL } };
 	struct view_sink sink = { full_file, no_blob, full_read, &f };
@@ -489,7 +532,7 @@ int spare_write_full(struct layout_tree *t, const struct snapshot *s, const char
 	if (fsat_mkdirs(&t->root, FMT_SPARE, err) < 0 || strmap_put(f.dirs, FMT_SPARE, 1) < 0)
 		goto out;
 	/* Only the finished spare gets its snapshot: one a kill interrupted has none. */
-	if (view_emit_all(text, len, s, &sink, err) < 0 ||
+	if (view_emit_all(text, len, s, &sink, err) < 0 || full_signed(t, sig, err) < 0 ||
 	    fsat_write_new(&t->root, FMT_SPARE "/" FMT_SNAPSHOT_NAME, f.marker, f.marker_len,
 			   err) < 0 ||
 	    fsat_fix_dir_mtimes(&t->root, FMT_SPARE, err) < 0)

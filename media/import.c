@@ -35,6 +35,10 @@ struct importer {
 	struct avail a;
 	struct copier c;
 	struct media_import_result *r;
+	const struct media_trust *trust;
+	struct layout_signed_files sig; /* what the tree gets with the set's snapshot (borrowed) */
+	int stage_sig;
+	char *tree_release; /* the tree's registry/release (owned) */
 };
 
 static const char *avail_at(json_t *set, const char *hex)
@@ -246,7 +250,9 @@ static int publish(struct importer *im, struct rp_err *err)
 		if (layout_blob_adopt(im->t, name, hex, err) < 0)
 			return -1;
 	}
-	if (layout_set_state(im->t, im->target_text, err) < 0 || layout_commit(im->t, NULL, err) < 0)
+	if (layout_set_state(im->t, im->target_text, err) < 0 ||
+	    (im->stage_sig && layout_stage_signed(im->t, &im->sig, err) < 0) ||
+	    layout_commit(im->t, NULL, err) < 0)
 		return -1;
 	/* Published: the kept files are not needed any more. */
 	if (layout_hold_clear(im->t, err) < 0)
@@ -425,9 +431,104 @@ static int read_all(struct importer *im, struct rp_err *err)
 	return 0;
 }
 
+/* The set's release against the tree's: forward only (or the same release again), unless
+ * allowed. Refused before anything is written. */
+static int check_rollback(struct importer *im, const struct release *set, int set_has,
+			  const char *first, struct rp_err *err)
+{
+	struct release cur;
+	size_t len;
+	char name[4096];
+	int r = layout_signed_read(im->t, LAYOUT_RELEASE, &im->tree_release, &len, err);
+
+	if (r != 0)
+		return r < 0 ? -1 : 0; /* the tree holds no release: anything goes */
+	snprintf(name, sizeof(name), "%s/registry/release", im->tree);
+	if (release_parse(im->tree_release, len, name, &cur, err) < 0)
+		return -1;
+	if (!set_has) {
+		if (im->trust && im->trust->allow_unsigned)
+			return 0;
+		return rp_errf(err, "'%s': a set without a signed release (snapshot sha256:%s) over "
+			       "'%s', which holds release %llu (snapshot sha256:%s); nothing was "
+			       "changed (--allow-unsigned imports it anyway)", first,
+			       im->set->snapshot_id, im->tree, (unsigned long long)cur.number,
+			       cur.snapshot);
+	}
+	if (set->number > cur.number || (set->number == cur.number &&
+					  !strcmp(set->snapshot, cur.snapshot)))
+		return 0;
+	if (!im->trust || !im->trust->allow_downgrade)
+		return rp_errf(err, "'%s': release %llu (snapshot sha256:%s) %s release %llu "
+			       "(snapshot sha256:%s) in '%s'; nothing was changed "
+			       "(--allow-downgrade imports it anyway)", first,
+			       (unsigned long long)set->number, set->snapshot,
+			       set->number < cur.number ? "is older than" : "is not",
+			       (unsigned long long)cur.number, cur.snapshot, im->tree);
+	im->r->replaced = cur.number;
+	memcpy(im->r->replaced_id, cur.snapshot, sizeof(im->r->replaced_id));
+	return 0;
+}
+
+/* Signatures by a trusted key, no rollback; and the signed files the tree is to get: the
+ * set's, with the tree's own release when the set carries none (it stays the last release). */
+static int check_trust(struct importer *im, const char *first, struct rp_err *err)
+{
+	const struct volume *v = &im->vols[0];
+	struct release rel;
+	int has_release, i;
+
+	if (volume_trust(v, im->trust, &im->r->signed_ok, &rel, &has_release, err) < 0 ||
+	    check_rollback(im, &rel, has_release, first, err) < 0)
+		return -1;
+	im->r->release = has_release ? rel.number : 0;
+	if (!v->signed_buf[LAYOUT_SNAPSHOT_SIG])
+		return 0; /* an unsigned set: the tree's release stays */
+	for (i = 0; i < LAYOUT_SIGNED_N; i++) {
+		im->sig.buf[i] = v->signed_buf[i];
+		im->sig.len[i] = v->signed_len[i];
+	}
+	if (!has_release) {
+		im->sig.buf[LAYOUT_RELEASE] = im->tree_release;
+		im->sig.len[LAYOUT_RELEASE] = im->tree_release ? strlen(im->tree_release) : 0;
+		im->sig.buf[LAYOUT_RELEASE_SIG] = NULL;
+		im->sig.len[LAYOUT_RELEASE_SIG] = 0;
+	}
+	im->stage_sig = 1;
+	return 0;
+}
+
+/* The tree is at the set's snapshot already: it only takes the signed files it lacks. */
+static int already_there(struct importer *im, struct rp_err *err)
+{
+	int i;
+
+	if (im->stage_sig)
+		for (i = 0; i < LAYOUT_SIGNED_N; i++) {
+			char *cur = NULL;
+			size_t len;
+			int r = layout_signed_read(im->t, (enum layout_signed)i, &cur, &len, err), same;
+
+			if (r < 0)
+				return -1;
+			same = (r == 1 && !im->sig.buf[i]) ||
+			       (r == 0 && im->sig.buf[i] && len == im->sig.len[i] &&
+				!memcmp(cur, im->sig.buf[i], len));
+			free(cur);
+			if (!same) {
+				if (layout_put_signed(im->t, &im->sig, err) < 0)
+					return -1;
+				im->r->signatures_added = 1;
+				break;
+			}
+		}
+	/* leftovers of an import that published */
+	return im->kept.path ? layout_hold_clear(im->t, err) : 0;
+}
+
 static int import_dirs(const char *tree, const char *const *paths, size_t n,
-		       media_progress_fn progress, void *ctx, struct media_import_result *r,
-		       struct rp_err *err)
+		       const struct media_trust *trust, media_progress_fn progress, void *ctx,
+		       struct media_import_result *r, struct rp_err *err)
 {
 	struct importer im;
 	const char *cur;
@@ -437,6 +538,7 @@ static int import_dirs(const char *tree, const char *const *paths, size_t n,
 	memset(&im, 0, sizeof(im));
 	im.kept.dir.fd = -1;
 	im.tree = tree;
+	im.trust = trust;
 	im.r = r;
 	im.n = n;
 	im.vols = calloc(n ? n : 1, sizeof(*im.vols));
@@ -467,12 +569,11 @@ static int import_dirs(const char *tree, const char *const *paths, size_t n,
 	if (layout_open(tree, LAYOUT_WRITE, &im.t, err) < 0)
 		goto out;
 	cur = layout_snapshot_id(im.t);
-	if (open_kept(&im, cur, err) < 0)
+	if (check_trust(&im, paths[0], err) < 0 || open_kept(&im, cur, err) < 0)
 		goto out;
 	if (!strcmp(cur, im.set->snapshot_id)) {
 		r->already = 1;
-		/* leftovers of an import that published */
-		rc = im.kept.path ? layout_hold_clear(im.t, err) : 0;
+		rc = already_there(&im, err);
 		goto out;
 	}
 	if (check_base(&im, cur, paths[0], err) < 0 || find_needed(&im, paths[0], err) < 0)
@@ -492,14 +593,16 @@ out:
 	json_decref(im.needed);
 	json_decref(im.a.whole);
 	json_decref(im.a.parts);
+	free(im.tree_release);
 	copier_free(&im.c);
 	if (rc < 0)
 		media_import_result_free(r);
 	return rc;
 }
 
-int media_import(const char *tree, const char *const *paths, size_t n, media_progress_fn progress,
-		 void *ctx, struct media_import_result *r, struct rp_err *err)
+int media_import(const char *tree, const char *const *paths, size_t n,
+		 const struct media_trust *trust, media_progress_fn progress, void *ctx,
+		 struct media_import_result *r, struct rp_err *err)
 {
 	struct volume_dirs vd;
 	int rc;
@@ -507,7 +610,7 @@ int media_import(const char *tree, const char *const *paths, size_t n, media_pro
 	memset(r, 0, sizeof(*r));
 	if (volume_dirs_open(paths, n, progress, ctx, &vd, err) < 0)
 		return -1;
-	rc = import_dirs(tree, vd.dirs, n, progress, ctx, r, err);
+	rc = import_dirs(tree, vd.dirs, n, trust, progress, ctx, r, err);
 	if (rc < 0)
 		volume_dirs_err(&vd, paths, err);
 	volume_dirs_free(&vd);

@@ -6,6 +6,7 @@
  * A volume is a directory (or the ISO 9660 image of one):
  *   REGPRESS-VOLUME       the volume manifest (text, below)
  *   snapshot              the snapshot the set carries, exactly as in TREE/registry/snapshot
+ *   snapshot.sig, release, release.sig   a signed set's signed files (tree.h), on every volume
  *   blobs/sha256/<hex>    whole blobs
  *   parts/sha256/<hex>    parts of blobs too large for one volume, named by their own digest */
 #ifndef RP_MEDIA_H
@@ -65,11 +66,12 @@ struct media_plan {
 };
 
 /* Plan volumes for blobs (any order, duplicates allowed) on media of capacity bytes, each volume
- * also carrying a snapshot of snapshot_len bytes and the manifest. Deterministic: the blobs are
+ * also carrying the manifest and files that cost each_volume bytes (the snapshot and the signed
+ * files, media_file_cost of each). Deterministic: the blobs are
  * placed first-fit in decreasing size (then digest) order; a blob above the budget or of 4 GiB
  * and more is cut into parts of part_size. Always at least one volume. */
 int media_plan_make(const struct media_blob *blobs, size_t n, uint64_t capacity,
-		    uint64_t snapshot_len, struct media_plan *plan, struct rp_err *err);
+		    uint64_t each_volume, struct media_plan *plan, struct rp_err *err);
 void media_plan_free(struct media_plan *plan);
 /* Bytes of blobs carried over the bytes of media used: data_bytes / (nvolumes * capacity). */
 double media_plan_fill(const struct media_plan *plan);
@@ -102,6 +104,16 @@ int media_write(const char *tree, const char *outdir, const struct media_opts *o
 		struct media_result *res, struct rp_err *err);
 void media_result_free(struct media_result *res);
 
+/* Whom a set must come from (docs/media.md, "Trust"). */
+struct media_trust {
+	const char *const *pubkeys; /* signify public key files, any one of them; none: a set need
+				     * not be signed (its release still counts against rollback) */
+	size_t npubkeys;
+	int allow_downgrade; /* import a release older than the tree's (or the same number with
+			      * other content) */
+	int allow_unsigned;  /* import a set without a release over a tree that holds one */
+};
+
 /* What a volume says about itself. */
 struct media_volume_info {
 	uint32_t volume, nvolumes;
@@ -109,13 +121,16 @@ struct media_volume_info {
 	char base_id[RP_HEX_LEN + 1];
 	char set_id[RP_HEX_LEN + 1];
 	uint64_t files, bytes;
+	int signed_ok;	  /* its signatures were checked against the trusted keys, and are good */
+	uint64_t release; /* the release it carries (0: none) */
 };
 
 /* Check one volume on its own: its manifest, its snapshot, the size and digest of every file it
- * carries, and nothing else in it. Writes nothing but, for a volume given as an ISO image file,
- * the image extracted into a directory under $TMPDIR that is removed before returning. */
-int media_check(const char *voldir, media_progress_fn progress, void *ctx,
-		struct media_volume_info *info, struct rp_err *err);
+ * carries, and nothing else in it; with trusted keys, its signatures. Writes nothing but, for a
+ * volume given as an ISO image file, the image extracted into a directory under $TMPDIR that is
+ * removed before returning. */
+int media_check(const char *voldir, const struct media_trust *trust, media_progress_fn progress,
+		void *ctx, struct media_volume_info *info, struct rp_err *err);
 
 struct media_import_result {
 	uint32_t nvolumes;
@@ -128,16 +143,22 @@ struct media_import_result {
 	char snapshot_id[RP_HEX_LEN + 1];
 	char base_id[RP_HEX_LEN + 1];
 	uint64_t files_copied, bytes_copied;
+	int signed_ok;		 /* the set's signatures were checked and are good */
+	uint64_t release;	 /* the set's release (0: none) */
+	uint64_t replaced;	 /* --allow-downgrade: the tree's newer release, now replaced */
+	char replaced_id[RP_HEX_LEN + 1]; /* and its snapshot */
+	int signatures_added;	 /* the tree was at the set's snapshot and took its signed files */
 };
 
 /* Verify the volumes (all of them, before the tree is changed: all or nothing), copy into tree what
- * it lacks, and publish the set's snapshot when every blob it needs is there; until then keep
- * the verified files in the tree's import area (tree.h) for later calls. A delta set needs the
- * tree at its base snapshot. A volume is a directory or an ISO image file, extracted as
- * media_check says. */
+ * it lacks, and publish the set's snapshot, with its signed files, when every blob it needs is
+ * there; until then keep the verified files in the tree's import area (tree.h) for later calls.
+ * A delta set needs the tree at its base snapshot. A set signed by none of the trusted keys, or
+ * older than the tree's release, is refused before anything is written (struct media_trust).
+ * A volume is a directory or an ISO image file, extracted as media_check says. */
 int media_import(const char *tree, const char *const *volumes, size_t n,
-		 media_progress_fn progress, void *ctx, struct media_import_result *res,
-		 struct rp_err *err);
+		 const struct media_trust *trust, media_progress_fn progress, void *ctx,
+		 struct media_import_result *res, struct rp_err *err);
 void media_import_result_free(struct media_import_result *res);
 
 #endif

@@ -8,6 +8,7 @@
 #include "err.h"
 #include "fsat.h"
 #include "media.h"
+#include "release.h"
 #include "volfile.h"
 
 /* "a/b", malloc'd (NULL if out of memory). */
@@ -21,6 +22,10 @@ struct volume {
 	struct volfile m;
 	char *snapshot;	    /* the text, NUL-terminated */
 	size_t snapshot_len;
+	/* The signed files the manifest lists, read and checked (NULL: not carried). Not kept in
+	 * the import area: every volume of the set carries them. */
+	char *signed_buf[LAYOUT_SIGNED_N];
+	size_t signed_len[LAYOUT_SIGNED_N];
 };
 
 int volume_open(const char *path, struct volume *v, struct rp_err *err);
@@ -32,6 +37,12 @@ void volume_info(const struct volume *v, struct media_volume_info *info);
 /* Open an item of the volume for reading, checking its size; name gets "VOLUME/REL". */
 int volume_open_item(const struct volume *v, const struct media_item *it, int *fd, char *name,
 		     size_t namesz, struct rp_err *err);
+
+/* trust.c: the set's signatures checked against the trusted keys (none: not required), and
+ * its release (has_release 0 when it carries none, or when it is not signed and keys are
+ * given). */
+int volume_trust(const struct volume *v, const struct media_trust *trust, int *signed_ok,
+		 struct release *rel, int *has_release, struct rp_err *err);
 
 /* The volumes as directories: each ISO image among paths extracted into its own directory under
  * $TMPDIR (extracted[i] is NULL for a directory). Progress counts the images' bytes. */

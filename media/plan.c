@@ -118,7 +118,7 @@ static int must_split(uint64_t size, uint64_t budget)
 }
 
 int media_plan_make(const struct media_blob *in, size_t n, uint64_t capacity,
-		    uint64_t snapshot_len, struct media_plan *p, struct rp_err *err)
+		    uint64_t each_volume, struct media_plan *p, struct rp_err *err)
 {
 	struct media_blob *b = NULL;
 	uint64_t fixed, budget = 0, part = 0, total_cost = 0;
@@ -150,7 +150,7 @@ int media_plan_make(const struct media_blob *in, size_t n, uint64_t capacity,
 	 * which depends on the manifest's size: iterate (the count only grows, so this ends). */
 	fixed = MEDIA_FIXED + capacity / 1000;
 	for (est = nb;;) {
-		uint64_t meta = fixed + media_file_cost(snapshot_len) +
+		uint64_t meta = fixed + each_volume +
 				media_file_cost(VOLFILE_HEADER_MAX + (uint64_t)VOLFILE_ITEM_LINE_MAX * est);
 
 		if (capacity < meta + media_file_cost(MEDIA_SECTOR)) {

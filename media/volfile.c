@@ -42,10 +42,21 @@ void volfile_free(struct volfile *m)
 	memset(m, 0, sizeof(*m));
 }
 
-/* The shared part of the manifest (malloc'd). */
+static int any_signed(const struct volfile_signed *files)
+{
+	int i;
+
+	for (i = 0; i < LAYOUT_SIGNED_N; i++)
+		if (files[i].present)
+			return 1;
+	return 0;
+}
+
+/* The shared part of the manifest (malloc'd). Version 2 only when the set carries signed files,
+ * so an unsigned set is written exactly as before. */
 char *volfile_shared(const char *snapshot_id, uint64_t snapshot_len, const char *base_id,
-		     uint32_t nvolumes, uint64_t capacity, const struct media_item *items,
-		     size_t nitems, size_t *lenp)
+		     uint32_t nvolumes, uint64_t capacity, const struct volfile_signed *files,
+		     const struct media_item *items, size_t nitems, size_t *lenp)
 {
 	size_t cap = VOLFILE_HEADER_MAX + VOLFILE_ITEM_LINE_MAX * nitems, off, i;
 	char *s = malloc(cap);
@@ -53,10 +64,15 @@ char *volfile_shared(const char *snapshot_id, uint64_t snapshot_len, const char 
 	if (!s)
 		return NULL;
 	off = (size_t)snprintf(s, cap,
-			       "regpress-volume 1\nsnapshot sha256:%s %" PRIu64 "\nbase %s%s\n"
+			       "regpress-volume %d\nsnapshot sha256:%s %" PRIu64 "\nbase %s%s\n"
 			       "volumes %" PRIu32 "\ncapacity %" PRIu64 "\n",
-			       snapshot_id, snapshot_len, base_id[0] ? "sha256:" : "none", base_id,
-			       nvolumes, capacity);
+			       any_signed(files) ? 2 : 1, snapshot_id, snapshot_len,
+			       base_id[0] ? "sha256:" : "none", base_id, nvolumes, capacity);
+	for (i = 0; i < LAYOUT_SIGNED_N; i++)
+		if (files[i].present)
+			off += (size_t)snprintf(s + off, cap - off, "file %s sha256:%s %" PRIu64 "\n",
+						layout_signed_name((enum layout_signed)i),
+						files[i].hex, files[i].size);
 	for (i = 0; i < nitems; i++) {
 		const struct media_item *it = &items[i];
 
@@ -137,6 +153,27 @@ static int items_consistent(const struct media_item *items, size_t n)
 	return ok;
 }
 
+/* "file NAME sha256:HEX SIZE": one of the signed files, each once, in their order (the
+ * canonical check afterwards enforces the order). */
+static int take_file_line(const char *line, struct volfile_signed *files)
+{
+	char name[32], a[80];
+	uint64_t size;
+	int n, i;
+
+	if (sscanf(line, "file %31s %79s %" SCNu64 "%n", name, a, &size, &n) != 3 || line[n] ||
+	    size > LAYOUT_SIGNED_MAX)
+		return -1;
+	for (i = 0; i < LAYOUT_SIGNED_N; i++)
+		if (!strcmp(name, layout_signed_name((enum layout_signed)i)))
+			break;
+	if (i == LAYOUT_SIGNED_N || files[i].present || !take_digest(a, files[i].hex))
+		return -1;
+	files[i].present = 1;
+	files[i].size = size;
+	return 0;
+}
+
 int volfile_parse(char *text, size_t len, const char *name, struct volfile *m,
 		  struct rp_err *err)
 {
@@ -144,14 +181,15 @@ int volfile_parse(char *text, size_t len, const char *name, struct volfile *m,
 	char line[VOLFILE_ITEM_LINE_MAX + 64], a[80], b[80];
 	size_t cap = 0, slen;
 	char *shared = NULL, hex[RP_HEX_LEN + 1];
-	int n;
+	int n, version;
 
 	memset(m, 0, sizeof(*m));
 	m->text = text;
 	m->len = len;
 	if (memchr(text, '\0', len) || next_line(&p, end, line, sizeof(line)) != 1 ||
-	    strcmp(line, "regpress-volume 1"))
-		return rp_errf(err, "'%s': not a regpress volume manifest (version 1)", name);
+	    (strcmp(line, "regpress-volume 1") && strcmp(line, "regpress-volume 2")))
+		return rp_errf(err, "'%s': not a regpress volume manifest (version 1 or 2)", name);
+	version = line[16] - '0';
 	if (next_line(&p, end, line, sizeof(line)) != 1 ||
 	    sscanf(line, "snapshot %79s %" SCNu64 "%n", a, &m->snapshot_len, &n) != 2 ||
 	    line[n] || !take_digest(a, m->snapshot_id))
@@ -173,6 +211,11 @@ int volfile_parse(char *text, size_t len, const char *name, struct volfile *m,
 		memset(&it, 0, sizeof(it));
 		if (next_line(&p, end, line, sizeof(line)) != 1)
 			goto bad;
+		if (!strncmp(line, "file ", 5)) {
+			if (version < 2 || m->nitems || take_file_line(line, m->files) < 0)
+				goto bad;
+			continue;
+		}
 		if (!strncmp(line, "volume ", 7)) {
 			vol_line = start;
 			break;
@@ -213,7 +256,7 @@ int volfile_parse(char *text, size_t len, const char *name, struct volfile *m,
 		goto bad;
 	/* Canonical: written back, the shared part is the same bytes; and its digest is the set's. */
 	shared = volfile_shared(m->snapshot_id, m->snapshot_len, m->base_id, m->nvolumes,
-				 m->capacity, m->items, m->nitems, &slen);
+				 m->capacity, m->files, m->items, m->nitems, &slen);
 	if (!shared)
 		return rp_errf(err, "out of memory");
 	if (slen != m->shared_len || memcmp(shared, text, slen)) {

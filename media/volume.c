@@ -24,10 +24,14 @@ char *media_path2(const char *a, const char *b)
 
 void volume_free(struct volume *v)
 {
+	int i;
+
 	free(v->path);
 	fsat_close(&v->dir);
 	volfile_free(&v->m);
 	free(v->snapshot);
+	for (i = 0; i < LAYOUT_SIGNED_N; i++)
+		free(v->signed_buf[i]);
 	memset(v, 0, sizeof(*v));
 	v->dir.fd = -1;
 }
@@ -55,6 +59,34 @@ int volume_from_texts(const char *name, char *manifest, size_t mlen, char *snaps
 	if (snapshot_parse(v->snapshot, v->snapshot_len, sname, &s, err) < 0)
 		return -1;
 	snapshot_free(&s);
+	return 0;
+}
+
+/* The signed files the manifest lists, each of its recorded size and digest. */
+static int read_signed(struct volume *v, struct rp_err *err)
+{
+	int i;
+
+	for (i = 0; i < LAYOUT_SIGNED_N; i++) {
+		const struct volfile_signed *f = &v->m.files[i];
+		const char *rel = layout_signed_name((enum layout_signed)i);
+		char name[4096], hex[RP_HEX_LEN + 1];
+		int r;
+
+		if (!f->present)
+			continue;
+		fsat_name(&v->dir, rel, name, sizeof(name));
+		r = fsat_read(&v->dir, rel, LAYOUT_SIGNED_MAX, &v->signed_buf[i], &v->signed_len[i],
+			      err);
+		if (r == 1)
+			return rp_errf(err, "'%s': missing (the volume manifest lists it)", name);
+		if (r < 0)
+			return -1;
+		rp_sha256_buf(v->signed_buf[i], v->signed_len[i], hex);
+		if (v->signed_len[i] != f->size || strcmp(hex, f->hex))
+			return rp_errf(err, "'%s': damaged (content has digest sha256:%s, the volume "
+				       "manifest says sha256:%s)", name, hex, f->hex);
+	}
 	return 0;
 }
 
@@ -90,7 +122,7 @@ int volume_open(const char *path, struct volume *v, struct rp_err *err)
 		free(mtext);
 		goto fail;
 	}
-	if (volume_from_texts(path, mtext, mlen, stext, slen, v, err) < 0)
+	if (volume_from_texts(path, mtext, mlen, stext, slen, v, err) < 0 || read_signed(v, err) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -158,9 +190,12 @@ static int stray_one(void *ctx, const char *rel, const struct stat *st, struct r
 		       fsat_name(s->dir, rel, name, sizeof(name)));
 }
 
-static int check_dir(const char *voldir, media_progress_fn progress, void *ctx,
-		     struct media_volume_info *info, struct rp_err *err)
+static int check_dir(const char *voldir, const struct media_trust *trust,
+		     media_progress_fn progress, void *ctx, struct media_volume_info *info,
+		     struct rp_err *err)
 {
+	struct release release;
+	int has_release;
 	struct volume v;
 	struct copier c;
 	struct strays s = { json_object(), NULL };
@@ -180,6 +215,13 @@ static int check_dir(const char *voldir, media_progress_fn progress, void *ctx,
 	c.total = info->bytes;
 	json_object_set_new(s.allowed, MEDIA_MANIFEST, json_true());
 	json_object_set_new(s.allowed, MEDIA_SNAPSHOT, json_true());
+	for (i = 0; i < LAYOUT_SIGNED_N; i++)
+		if (v.m.files[i].present)
+			json_object_set_new(s.allowed, layout_signed_name((enum layout_signed)i),
+					    json_true());
+	if (volume_trust(&v, trust, &info->signed_ok, &release, &has_release, err) < 0)
+		goto out;
+	info->release = has_release ? release.number : 0;
 	for (i = 0; i < v.m.nitems; i++) {
 		const struct media_item *it = &v.m.items[i];
 		char rel[RP_HEX_LEN + 32], name[4096];
@@ -207,15 +249,15 @@ out:
 	return rc;
 }
 
-int media_check(const char *voldir, media_progress_fn progress, void *ctx,
-		struct media_volume_info *info, struct rp_err *err)
+int media_check(const char *voldir, const struct media_trust *trust, media_progress_fn progress,
+		void *ctx, struct media_volume_info *info, struct rp_err *err)
 {
 	struct volume_dirs vd;
 	int rc;
 
 	if (volume_dirs_open(&voldir, 1, progress, ctx, &vd, err) < 0)
 		return -1;
-	rc = check_dir(vd.dirs[0], progress, ctx, info, err);
+	rc = check_dir(vd.dirs[0], trust, progress, ctx, info, err);
 	if (rc < 0)
 		volume_dirs_err(&vd, &voldir, err);
 	volume_dirs_free(&vd);

@@ -15,6 +15,7 @@
 
 #include "copy.h"
 #include "fsutil.h"
+#include "release.h"
 #include "tree.h"
 
 /* Volumes are made here (inside the output directory) and renamed into place when complete. */
@@ -31,8 +32,57 @@ struct writer {
 	size_t manifest_len;
 	const char *snapshot_text;
 	size_t snapshot_len;
+	/* The tree's signed files that belong to its snapshot, carried on every volume. */
+	char *signed_buf[LAYOUT_SIGNED_N];
+	size_t signed_len[LAYOUT_SIGNED_N];
+	struct volfile_signed files[LAYOUT_SIGNED_N];
 	int width;
 };
+
+/* What a signed tree gives every volume: snapshot.sig, and the release with its signature when
+ * that release is of this snapshot (a release left from before a change is not carried). */
+static int read_signed(struct writer *w, struct rp_err *err)
+{
+	struct release rel;
+	int i;
+
+	for (i = 0; i < LAYOUT_SIGNED_N; i++) {
+		char *buf = NULL;
+		size_t len;
+		int r = layout_signed_read(w->t, (enum layout_signed)i, &buf, &len, err);
+
+		if (r < 0)
+			return -1;
+		w->signed_buf[i] = r == 0 ? buf : NULL;
+		w->signed_len[i] = r == 0 ? len : 0;
+	}
+	if (!w->signed_buf[LAYOUT_RELEASE_SIG] || !w->signed_buf[LAYOUT_RELEASE] ||
+	    release_parse(w->signed_buf[LAYOUT_RELEASE], w->signed_len[LAYOUT_RELEASE], "release",
+			  &rel, NULL) < 0 || strcmp(rel.snapshot, layout_snapshot_id(w->t)))
+		for (i = LAYOUT_RELEASE; i <= LAYOUT_RELEASE_SIG; i++) {
+			free(w->signed_buf[i]);
+			w->signed_buf[i] = NULL;
+		}
+	for (i = 0; i < LAYOUT_SIGNED_N; i++)
+		if (w->signed_buf[i]) {
+			w->files[i].present = 1;
+			w->files[i].size = w->signed_len[i];
+			rp_sha256_buf(w->signed_buf[i], w->signed_len[i], w->files[i].hex);
+		}
+	return 0;
+}
+
+/* What every volume carries besides blobs and the manifest. */
+static uint64_t each_volume_cost(const struct writer *w)
+{
+	uint64_t c = media_file_cost(w->snapshot_len);
+	int i;
+
+	for (i = 0; i < LAYOUT_SIGNED_N; i++)
+		if (w->signed_buf[i])
+			c += media_file_cost(w->signed_len[i]);
+	return c;
+}
 
 /* Open blob hex of the tree, checking it is as large as the snapshot says; name for messages. */
 static int open_blob(struct writer *w, const char *hex, uint64_t size, int *fd, char *name,
@@ -162,7 +212,7 @@ static int write_metadata(struct writer *w, uint32_t v, const char *vdir, struct
 	char *tail = NULL, *m = NULL, *mpath = media_path2(vdir, MEDIA_MANIFEST);
 	char *spath = media_path2(vdir, MEDIA_SNAPSHOT);
 	size_t tl;
-	int rc = -1;
+	int rc = -1, i;
 
 	if (!mpath || !spath ||
 	    asprintf(&tail, "volume %" PRIu32 "\nset sha256:%s\n", v, w->r->set_id) < 0) {
@@ -180,6 +230,20 @@ static int write_metadata(struct writer *w, uint32_t v, const char *vdir, struct
 	if (rp_write_new(mpath, m, w->manifest_len + tl, err) < 0 ||
 	    rp_write_new(spath, w->snapshot_text, w->snapshot_len, err) < 0)
 		goto out;
+	for (i = 0; i < LAYOUT_SIGNED_N; i++) {
+		char *path = w->signed_buf[i]
+				     ? media_path2(vdir, layout_signed_name((enum layout_signed)i))
+				     : NULL;
+
+		if (w->signed_buf[i] && (!path || rp_write_new(path, w->signed_buf[i],
+							      w->signed_len[i], err) < 0)) {
+			if (!path)
+				rp_errf(err, "out of memory");
+			free(path);
+			goto out;
+		}
+		free(path);
+	}
 	rc = 0;
 out:
 	free(m);
@@ -325,8 +389,8 @@ static int plan_set(struct writer *w, struct rp_err *err)
 		memcpy(blobs[i].hex, d.blobs_added[i].hex, sizeof(blobs[i].hex));
 		blobs[i].size = d.blobs_added[i].size;
 	}
-	rc = media_plan_make(blobs, d.nblobs_added, w->o->capacity, w->snapshot_len, &w->r->plan,
-			     err);
+	rc = media_plan_make(blobs, d.nblobs_added, w->o->capacity, each_volume_cost(w),
+			     &w->r->plan, err);
 out:
 	free(blobs);
 	snapshot_diff_free(&d);
@@ -411,7 +475,7 @@ static int write_all(struct writer *w, char **finals, struct rp_err *err)
 	    rp_rmtree(w->tmp, err) < 0 || rp_mkdirs(w->tmp, err) < 0 || hash_parts(w, err) < 0)
 		return -1;
 	w->manifest = volfile_shared(r->snapshot_id, w->snapshot_len, r->base_id, r->plan.nvolumes,
-				     r->plan.capacity, r->plan.items, r->plan.nitems,
+				     r->plan.capacity, w->files, r->plan.items, r->plan.nitems,
 				     &w->manifest_len);
 	if (!w->manifest)
 		return rp_errf(err, "out of memory");
@@ -447,7 +511,7 @@ int media_write(const char *tree, const char *outdir, const struct media_opts *o
 	if (layout_open(tree, LAYOUT_READ, &w.t, err) < 0)
 		goto out;
 	w.snapshot_text = layout_snapshot_text(w.t, &w.snapshot_len);
-	if (plan_set(&w, err) < 0 || count_work(&w, err) < 0 || !(finals = final_names(&w, err)))
+	if (read_signed(&w, err) < 0 || plan_set(&w, err) < 0 || count_work(&w, err) < 0 || !(finals = final_names(&w, err)))
 		goto out;
 	rc = write_all(&w, finals, err);
 out:
@@ -472,6 +536,8 @@ out:
 		media_result_free(r);
 	layout_close(w.t);
 	free(w.manifest);
+	for (v = 0; v < LAYOUT_SIGNED_N; v++)
+		free(w.signed_buf[v]);
 	copier_free(&w.c);
 	return rc;
 }

@@ -134,10 +134,10 @@ check "verify: a blob link missing from a repository's view" damaged view \
 	"rm registry/repos/user/tool/_blobs/$LAYER" "registry/repos/user/tool/_blobs/$LAYER: missing"
 
 # --- signed snapshots ----------------------------------------------------------------------------
-"$REGPRESS" keygen "$W/release" >/dev/null || e2e_die "keygen"
-"$REGPRESS" keygen "$W/other" >/dev/null || e2e_die "keygen other"
+"$REGPRESS" keygen -n "$W/release" >/dev/null || e2e_die "keygen"
+"$REGPRESS" keygen -n "$W/other" >/dev/null || e2e_die "keygen other"
 check "keygen: the secret key is mode 0600" test "$(stat -c %a "$W/release.sec")" = 600
-check "keygen never overwrites a key" fails "$REGPRESS" keygen "$W/release"
+check "keygen never overwrites a key" fails "$REGPRESS" keygen -n "$W/release"
 check "snapshot --sign stores registry/snapshot.sig" bash -c \
 	'"$1" snapshot --sign "$2" "$3" >/dev/null 2>&1 && test -s "$3/registry/snapshot.sig"' \
 	_ "$REGPRESS" "$W/release.sec" "$TREE"

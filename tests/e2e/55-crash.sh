@@ -232,7 +232,7 @@ check "gc killed at each crash point: verifies, same snapshot" kill_each gc old 
 check "after rm and gc: the old tree, byte for byte" bash -c \
 	'cp -a "$1" "$2/g" && "$3" gc "$2/g" >/dev/null && diff "$4" <(cd "$2/g" && find . -printf "%p %y %s %m %T@ %l\n" | LC_ALL=C sort; find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum)' \
 	_ "$W/removed" "$W" "$REGPRESS" "$W/state.old"
-"$REGPRESS" keygen "$W/key" >/dev/null 2>&1 || e2e_die "keygen"
+"$REGPRESS" keygen -n "$W/key" >/dev/null 2>&1 || e2e_die "keygen"
 check "snapshot --sign killed at each crash point: verifies, no stray file" \
 	kill_each sign old "$OLD" snapshot --sign "$W/key.sec" @TREE@
 check "snapshot --sign after the kills: verify --pubkey" bash -c \

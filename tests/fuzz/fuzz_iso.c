@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct rp_err err = { "" };
 
 	setenv("TMPDIR", tmp, 1);
-	if (media_check(fuzz_file(data, size), NULL, NULL, &info, &err) < 0)
+	if (media_check(fuzz_file(data, size), NULL, NULL, NULL, &info, &err) < 0)
 		FUZZ_ASSERT(err.msg[0]);
 	FUZZ_ASSERT(entries(tmp) == 0);
 	return 0;

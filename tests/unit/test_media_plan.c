@@ -176,12 +176,12 @@ static void test_deterministic(void **state)
 	for (i = 0; i < 60; i++)
 		in[i] = blob((unsigned)i, (i * 7919 % 97 + 1) * 3 * KiB + i);
 	in[7].size = in[8].size; /* equal sizes: the digest decides */
-	assert_int_equal(media_plan_make(in, 60, 1 * MiB, 5000, &a, &err), 0);
+	assert_int_equal(media_plan_make(in, 60, 1 * MiB, media_file_cost(5000), &a, &err), 0);
 	check_plan(&a, in, 60);
 	memcpy(again, in, sizeof(in));
 	memcpy(again + 60, in, 30 * sizeof(in[0]));
 	shuffle(again, 90, 42);
-	assert_int_equal(media_plan_make(again, 90, 1 * MiB, 5000, &b, &err), 0);
+	assert_int_equal(media_plan_make(again, 90, 1 * MiB, media_file_cost(5000), &b, &err), 0);
 	assert_int_equal(a.nvolumes, b.nvolumes);
 	assert_int_equal(a.nitems, b.nitems);
 	assert_int_equal(a.budget, b.budget);
@@ -212,7 +212,7 @@ static void test_split(void **state)
 	in[1] = blob(2, 20 * KiB);
 	in[2] = blob(3, 1000);
 	in[3] = blob(4, 0);
-	assert_int_equal(media_plan_make(in, 4, 1 * MiB, 3000, &p, &err), 0);
+	assert_int_equal(media_plan_make(in, 4, 1 * MiB, media_file_cost(3000), &p, &err), 0);
 	check_plan(&p, in, 4);
 	assert_int_equal(p.split_blobs, 1);
 	assert_int_equal(p.part_size % MEDIA_SECTOR, 0);
@@ -242,7 +242,7 @@ static void test_split_4g(void **state)
 	(void)state;
 	in[0] = blob(1, 5 * GiB);
 	in[1] = blob(2, MEDIA_MAX_FILE);
-	assert_int_equal(media_plan_make(in, 2, 25025314816ull, 4096, &p, &err), 0);
+	assert_int_equal(media_plan_make(in, 2, 25025314816ull, media_file_cost(4096), &p, &err), 0);
 	check_plan(&p, in, 2);
 	assert_int_equal(p.nvolumes, 1);
 	assert_int_equal(p.part_size, MEDIA_MAX_FILE);
@@ -263,13 +263,13 @@ static void test_fill(void **state)
 	size_t i;
 
 	(void)state;
-	assert_int_equal(media_plan_make(NULL, 0, 1 * MiB, 100, &p, &err), 0);
+	assert_int_equal(media_plan_make(NULL, 0, 1 * MiB, media_file_cost(100), &p, &err), 0);
 	/* two per volume (with room for the manifest growing by ten lines) */
 	half = (p.budget / 2 - MEDIA_FILE_META - MEDIA_SECTOR) / MEDIA_SECTOR * MEDIA_SECTOR;
 	media_plan_free(&p);
 	for (i = 0; i < 10; i++)
 		in[i] = blob((unsigned)i, half);
-	assert_int_equal(media_plan_make(in, 10, 1 * MiB, 100, &p, &err), 0);
+	assert_int_equal(media_plan_make(in, 10, 1 * MiB, media_file_cost(100), &p, &err), 0);
 	check_plan(&p, in, 10);
 	assert_int_equal(p.nvolumes, 5);
 	assert_int_equal(p.min_volumes, 5);
@@ -280,7 +280,7 @@ static void test_fill(void **state)
 
 	/* On a DVD the overhead is small: one 4 GiB blob fills the disc to over 90% */
 	in[0] = blob(1, 4300 * MiB);
-	assert_int_equal(media_plan_make(in, 1, 4700372992ull, 100000, &p, &err), 0);
+	assert_int_equal(media_plan_make(in, 1, 4700372992ull, media_file_cost(100000), &p, &err), 0);
 	check_plan(&p, in, 1);
 	assert_int_equal(p.nvolumes, 1);
 	assert_true(media_plan_fill(&p) > 0.9);
@@ -296,20 +296,20 @@ static void test_empty_and_errors(void **state)
 
 	(void)state;
 	/* nothing to carry (a delta with retags only): one volume with the snapshot */
-	assert_int_equal(media_plan_make(NULL, 0, 1 * MiB, 100, &p, &err), 0);
+	assert_int_equal(media_plan_make(NULL, 0, 1 * MiB, media_file_cost(100), &p, &err), 0);
 	assert_int_equal(p.nvolumes, 1);
 	assert_int_equal(p.nitems, 0);
 	assert_int_equal(p.used[0], 0);
 	media_plan_free(&p);
 	/* too small for the file system and the snapshot */
 	in[0] = blob(1, 10);
-	assert_int_equal(media_plan_make(in, 1, 100 * KiB, 100, &p, &err), -1);
+	assert_int_equal(media_plan_make(in, 1, 100 * KiB, media_file_cost(100), &p, &err), -1);
 	assert_non_null(strstr(err.msg, "too small"));
-	assert_int_equal(media_plan_make(in, 1, 1 * MiB, 2 * MiB, &p, &err), -1);
+	assert_int_equal(media_plan_make(in, 1, 1 * MiB, media_file_cost(2 * MiB), &p, &err), -1);
 	/* one digest, two sizes */
 	in[1] = in[0];
 	in[1].size = 11;
-	assert_int_equal(media_plan_make(in, 2, 1 * MiB, 100, &p, &err), -1);
+	assert_int_equal(media_plan_make(in, 2, 1 * MiB, media_file_cost(100), &p, &err), -1);
 	assert_non_null(strstr(err.msg, "two sizes"));
 	media_plan_free(&p); /* safe after a failure */
 }
@@ -377,7 +377,7 @@ static void test_round_trip(void **state)
 	for (v = 0; v < (int)res.plan.nvolumes; v++) {
 		struct media_volume_info info;
 
-		OK(media_check(res.paths[v], NULL, NULL, &info, E_));
+		OK(media_check(res.paths[v], NULL, NULL, NULL, &info, E_));
 		assert_int_equal(info.volume, v + 1);
 		assert_int_equal(info.nvolumes, res.plan.nvolumes);
 		assert_string_equal(info.set_id, res.set_id);
@@ -386,7 +386,7 @@ static void test_round_trip(void **state)
 		struct media_import_result r;
 		const char *one = res.paths[v];
 
-		OK(media_import(back, &one, 1, NULL, NULL, &r, E_));
+		OK(media_import(back, &one, 1, NULL, NULL, NULL, &r, E_));
 		assert_int_equal(r.published, v == 0);
 		assert_int_equal(r.nmissing, v == 0 ? 0 : (size_t)v);
 		media_import_result_free(&r);
@@ -417,9 +417,9 @@ static void test_round_trip(void **state)
 		fseek(f, 1000, SEEK_SET);
 		fputc(c ^ 1, f);
 		fclose(f);
-		assert_int_equal(media_check(res.paths[0], NULL, NULL, &info, &err), -1);
+		assert_int_equal(media_check(res.paths[0], NULL, NULL, NULL, &info, &err), -1);
 		assert_non_null(strstr(err.msg, part));
-		assert_int_equal(media_import(never, &one, 1, NULL, NULL, &r, &err), -1);
+		assert_int_equal(media_import(never, &one, 1, NULL, NULL, NULL, &r, &err), -1);
 		assert_non_null(strstr(err.msg, part));
 		assert_int_equal(access(never, F_OK), -1);
 		free(part);
