@@ -21,6 +21,8 @@ int cmd_rm(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_media(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 
 /* Print "regpress CMD: MESSAGE" to stderr; returns 1 (the failure exit status). */
 int cmd_fail(const char *cmd, const struct rp_err *err);
