@@ -40,7 +40,7 @@ struct dchild {
 struct dman {
 	enum describe_kind kind;
 	char *artifact_type;
-	char *created;	   /* an artifact's dsc_annotation */
+	char *created;	   /* an artifact's annotation */
 	size_t cfg;	   /* an image's config in memo->cfgs, else NONE */
 	struct dblob *blobs; /* the manifest itself, its config, its layers */
 	size_t nblobs;
@@ -58,20 +58,19 @@ struct describe_memo {
 	size_t ncfgs, capcfgs;
 };
 
-/* Make room for one more element of size sz in *v (holding n, room for *cap). */
-static int grow(void *vp, size_t *cap, size_t n, size_t sz)
+/* The array v (n elements of sz bytes, room for *cap) with room for one more: v itself, or
+ * where it moved; NULL (v unchanged) when out of memory. */
+static void *grow(void *v, size_t *cap, size_t n, size_t sz)
 {
-	void **v = vp, *nv;
 	size_t ncap;
 
 	if (n < *cap)
-		return 0;
+		return v;
 	ncap = *cap ? *cap * 2 : 8;
-	if (!(nv = realloc(*v, ncap * sz)))
-		return -1;
-	*v = nv;
+	if (!(v = realloc(v, ncap * sz)))
+		return NULL;
 	*cap = ncap;
-	return 0;
+	return v;
 }
 
 static char *dup_or_null(const char *s)
@@ -261,15 +260,17 @@ static int memo_config(struct describe_memo *m, const char *hex, size_t *at, str
 {
 	struct dcfg *c;
 	json_t *cfg;
+	void *v;
 
 	if (strmap_get(m->cfg_at, hex, at) == 0)
 		return 0;
 	if (dsc_read_config(m->t, hex, &cfg, err) < 0)
 		return -1;
-	if (grow(&m->cfgs, &m->capcfgs, m->ncfgs, sizeof(*m->cfgs)) < 0) {
+	if (!(v = grow(m->cfgs, &m->capcfgs, m->ncfgs, sizeof(*m->cfgs)))) {
 		json_decref(cfg);
 		return rp_errf(err, "out of memory");
 	}
+	m->cfgs = v;
 	c = &m->cfgs[m->ncfgs];
 	c->platform = dsc_platform(cfg);
 	c->created = dup_or_null(json_string_value(json_object_get(cfg, "created")));
@@ -330,6 +331,7 @@ static int memo_manifest(struct describe_memo *m, const char *hex, size_t *at, s
 	struct manifest_info mi;
 	struct dman d = { .cfg = NONE };
 	size_t len;
+	void *v;
 
 	if (strmap_get(m->man_at, hex, at) == 0)
 		return 0;
@@ -346,10 +348,11 @@ static int memo_manifest(struct describe_memo *m, const char *hex, size_t *at, s
 		d.artifact_type = dup_or_null(mi.artifact_type);
 		d.created = dup_or_null(dsc_annotation(mi.json, ANN_CREATED));
 	}
-	if (grow(&m->mans, &m->capmans, m->nmans, sizeof(*m->mans)) < 0) {
+	if (!(v = grow(m->mans, &m->capmans, m->nmans, sizeof(*m->mans)))) {
 		rp_errf(err, "out of memory");
 		goto fail;
 	}
+	m->mans = v;
 	manifest_info_free(&mi);
 	m->mans[m->nmans] = d;
 	*at = m->nmans++;
@@ -482,13 +485,27 @@ static void note_created(struct acc *a, const char *s)
 
 static int add_platform(struct acc *a, const char *name, const char *hex, int missing)
 {
+	struct describe_platform *v;
+
 	if (!name)
 		return 0;
-	if (grow(&a->pv, &a->pcap, a->pn, sizeof(*a->pv)) < 0)
+	if (!(v = grow(a->pv, &a->pcap, a->pn, sizeof(*a->pv))))
 		return -1;
+	a->pv = v;
 	a->pv[a->pn].name = name;
 	a->pv[a->pn].hex = hex;
 	a->pv[a->pn++].missing = missing;
+	return 0;
+}
+
+static int add_missing(struct acc *a, const char *hex)
+{
+	const char **v = grow(a->missing, &a->mcap, a->nmissing, sizeof(*a->missing));
+
+	if (!v)
+		return -1;
+	a->missing = v;
+	a->missing[a->nmissing++] = hex;
 	return 0;
 }
 
@@ -544,9 +561,8 @@ static int walk(struct acc *a, const char *hex, const char *platform, int show, 
 			continue;
 		}
 		if ((shown && add_platform(a, kids[i].platform, kids[i].hex, 1) < 0) ||
-		    grow(&a->missing, &a->mcap, a->nmissing, sizeof(*a->missing)) < 0)
+		    add_missing(a, kids[i].hex) < 0)
 			return rp_errf(err, "out of memory");
-		a->missing[a->nmissing++] = kids[i].hex;
 	}
 	return 0;
 }
@@ -615,6 +631,7 @@ static int describe_list(struct describe_memo *m, const char *name,
 	/* "tag" sorts after every other kind: the tags are the snapshot's last records. */
 	for (i = dsc_lower(s, "tag "); i < s->n; i++) {
 		const struct snap_rec *r = &s->v[i];
+		struct describe_tag *v;
 		int want = nonly == 0;
 
 		for (j = 0; j < nonly; j++)
@@ -622,10 +639,11 @@ static int describe_list(struct describe_memo *m, const char *name,
 				want = hit[j] = 1;
 		if (!want)
 			continue;
-		if (grow(&out->v, &cap, out->n, sizeof(*out->v)) < 0) {
+		if (!(v = grow(out->v, &cap, out->n, sizeof(*out->v)))) {
 			free(hit);
 			return rp_errf(err, "out of memory");
 		}
+		out->v = v;
 		if (dsc_describe_one(m, r->repo, r->tag, r->hex, &out->v[out->n], err) < 0) {
 			free(hit);
 			return -1;

@@ -54,7 +54,8 @@ int describe_manifest_bytes(const struct layout_tree *t, const char *hex, char *
 }
 
 /* The referrers of every manifest of repo, by subject hex: what the served _referrers/ index
- * holds (view.c), worked out from the snapshot's manifests, as a reader has no view files. */
+ * holds, worked out from the snapshot's manifests as view.c does (a reader has no view files; a
+ * manifest that is not JSON refers to nothing). */
 static int referrers_of(const struct layout_tree *t, const char *repo, json_t **out,
 			struct rp_err *err)
 {
@@ -69,9 +70,14 @@ static int referrers_of(const struct layout_tree *t, const char *repo, json_t **
 		const struct snap_rec *r = &s->v[i];
 		json_t *desc, *list, *ann;
 		struct manifest_info mi;
+		char *buf;
+		size_t len;
 
-		if (dsc_read_manifest(t, r->hex, &mi, NULL, err) < 0)
+		if (dsc_read_blob(t, r->hex, LAYOUT_MANIFEST_MAX, "manifest", &buf, &len, err) < 0)
 			return -1;
+		if (manifest_parse(buf, len, 0, &mi) < 0)
+			memset(&mi, 0, sizeof(mi));
+		free(buf);
 		desc = !mi.subject ? NULL
 				   : json_pack("{s:s, s:s+, s:I}", "mediaType", r->media_type,
 					       "digest", "sha256:", r->hex, "size", (json_int_t)r->size);
