@@ -392,6 +392,46 @@ check "ls: the tree's own name 'pause', and the docker name pause = library/paus
 	[ "$("$1" ls "$2" pause | cut -f1,2 | paste -sd" ")" = "library/pause	1 pause	3.9" ] &&
 	[ "$("$1" ls "$2" library/pause | cut -f1,2)" = "library/pause	1" ]' _ "$REGPRESS" "$W/pause.snapshot"
 
+# --- text from an image is escaped: a label that would drive the terminal, a variant with a tab --
+# mk_evil LAYOUT: an OCI layout with one image, evil:1, whose config holds what a terminal would
+# act on (umoci 0.4.7 cannot set a variant, so the layout is written here).
+mk_evil() {
+	python3 - "$1" <<-'PY'
+	import gzip, hashlib, io, json, os, sys, tarfile
+	L = sys.argv[1]
+	os.makedirs(os.path.join(L, "blobs", "sha256"))
+	def put(b):
+	    h = hashlib.sha256(b).hexdigest()
+	    open(os.path.join(L, "blobs", "sha256", h), "wb").write(b)
+	    return {"digest": "sha256:" + h, "size": len(b)}
+	raw = io.BytesIO()
+	with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as t:
+	    ti = tarfile.TarInfo("hello")
+	    ti.size = 3
+	    t.addfile(ti, io.BytesIO(b"hi\n"))
+	layer = gzip.compress(raw.getvalue(), mtime=0)
+	cfg = {"architecture": "amd64", "os": "linux", "variant": "v\t9", "created": "2024-01-01T00:00:00Z",
+	       "config": {"Cmd": ["a\nb"], "Labels": {"note": "\x1b[31mred\x1b[0m"}},
+	       "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw.getvalue()).hexdigest()]}}
+	man = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+	       "config": dict(mediaType="application/vnd.oci.image.config.v1+json", **put(json.dumps(cfg).encode())),
+	       "layers": [dict(mediaType="application/vnd.oci.image.layer.v1.tar+gzip", **put(layer))]}
+	d = put(json.dumps(man).encode())
+	open(os.path.join(L, "oci-layout"), "w").write('{"imageLayoutVersion":"1.0.0"}')
+	json.dump({"schemaVersion": 2, "manifests": [dict(mediaType=man["mediaType"], annotations={
+	    "org.opencontainers.image.ref.name": "evil:1"}, **d)]}, open(os.path.join(L, "index.json"), "w"))
+	PY
+}
+mk_evil "$W/evil" || e2e_die "hostile config fixture"
+check "text from the image is escaped: no raw control byte, one line each" bash -c '
+	"$1" build -q -o "$2" "$3" &&
+	out=$("$1" inspect "$2" evil:1; "$1" ls "$2") && printf "%s\n" "$out" &&
+	! printf "%s" "$out" | grep -q "$(printf "\033")" &&
+	printf "%s\n" "$out" | grep -qF "note=\x1b[31mred\x1b[0m" &&
+	printf "%s\n" "$out" | grep -qF "[\"a\\nb\"]" &&
+	"$1" ls "$2" | awk -F "\t" "NF != 7 {exit 1}" && "$1" ls "$2" | grep -qF "v\x099"' \
+	_ "$REGPRESS" "$W/evil-tree" "$W/evil"
+
 # --- errors ---------------------------------------------------------------------------------------
 check "ls: a filter matching nothing: one line, exit 1" \
 	fails_with 1 "regpress ls: 'example.com/team/app:2': no such repository or tag in '$TREE'" \
