@@ -24,6 +24,8 @@ int cmd_rm(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_media(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_ls(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
 
 /* cmd_sign.c. A passphrase from the first line of file, or else asked on the terminal (twice
  * when confirm): 0, 1 if there is neither, -1 (err). */

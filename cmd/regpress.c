@@ -17,6 +17,8 @@ static const struct command commands[] = {
 	{ "build", cmd_build, "turn docker save / OCI tarballs into a servable registry tree" },
 	{ "rm", cmd_rm, "remove tags or manifests from a tree" },
 	{ "gc", cmd_gc, "delete blobs a tree no longer uses" },
+	{ "ls", cmd_ls, "list a tree's tags: kind, platforms, size, created" },
+	{ "inspect", cmd_inspect, "show one manifest: platforms, configs, layers, referrers" },
 	{ "serve", cmd_serve, "serve a tree over TLS with lighttpd" },
 	{ "certs", cmd_certs, "make a CA and a server certificate for serve" },
 	{ "client-config", cmd_client_config, "write client trust and mirror configuration" },
