@@ -50,26 +50,19 @@ static const char keygen_usage[] =
 	"\n"
 	"Create an Ed25519 key pair in OpenBSD signify's format: PREFIX.sec (mode 0600, not\n"
 	"passphrase-protected) and PREFIX.pub. Existing files are never overwritten.\n"
-	"Signatures made with it verify with `signify-openbsd -V -p PREFIX.pub -x SIG -m FILE`.\n";
+	"Signatures made with it verify with `signify-openbsd -V -p PREFIX.pub -x SIG -m FILE`.\n"
+	"\n"
+	"  -h, --help     show this help\n";
 
 static const char diff_usage[] =
 	"usage: regpress diff [--json] OLD NEW\n"
 	"\n"
 	"Compare two snapshots (trees, or snapshot files from `regpress snapshot`): tags added,\n"
 	"removed and retagged, and the blobs added and removed with their total size: exactly\n"
-	"what a delta transfer from OLD to NEW must carry. Exit 0 whether or not they differ.\n";
-
-static int want_help(int argc, char **argv, const char *text)
-{
-	int i;
-
-	for (i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(text, stdout);
-			return 1;
-		}
-	return 0;
-}
+	"what a delta transfer from OLD to NEW must carry. Exit 0 whether or not they differ.\n"
+	"\n"
+	"  --json         print the difference as JSON\n"
+	"  -h, --help     show this help\n";
 
 static json_t *snapshot_json(const struct snapshot *s)
 {
@@ -107,7 +100,7 @@ static void print_json(json_t *j)
 	free(s);
 }
 
-int cmd_snapshot(int argc, char **argv)
+static int parse_snapshot(int argc, char **argv, int *as_json, const char **seckey)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'J' },
@@ -115,56 +108,76 @@ int cmd_snapshot(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (c == 'J')
+			*as_json = 1;
+		else if (c == 'S')
+			*seckey = optarg;
+		else if (c == 'h')
+			return fputs(snapshot_usage, stdout), 0;
+		else
+			return cmd_bad_option("snapshot", c, argv, longopts);
+	}
+	if (optind != argc - 1)
+		return cmd_usage_error("snapshot", "expected one TREE");
+	return CMD_GO;
+}
+
+/* --sign: the tree opened for writing, under its lock, so the snapshot signed is the one in
+ * place (a second handle would wait for this one's lock: the text is read through it). */
+static int open_to_sign(const char *path, struct layout_tree **tree, struct rp_err *err)
+{
+	if (layout_open(path, LAYOUT_WRITE, tree, err) < 0)
+		return -1;
+	if (!layout_snapshot_id(*tree)[0])
+		return rp_errf(err, "'%s': not a regpress tree (nothing to sign)", path);
+	return 0;
+}
+
+/* The snapshot of the tree (through its handle, if open) or of a snapshot file. */
+static int load_snapshot(const char *path, struct layout_tree *tree, struct snapshot *s,
+			 char **text, struct rp_err *err)
+{
+	size_t len;
+	const char *t;
+
+	if (!tree)
+		return layout_snapshot_load(path, s, text, err);
+	t = layout_snapshot_text(tree, &len);
+	if (!(*text = strndup(t, len)))
+		return rp_errf(err, "out of memory");
+	return snapshot_parse(*text, len, layout_path(tree), s, err);
+}
+
+static int sign_snapshot(const char *seckey, struct layout_tree *tree, const char *text,
+			 char **sig, struct rp_err *err)
+{
+	if (sign_message(seckey, text, strlen(text), sig, err) < 0)
+		return -1;
+	return layout_put_signature(tree, *sig, strlen(*sig), err);
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
 	const char *seckey = NULL;
 	struct snapshot s = { NULL, 0, "" };
 	struct rp_err err = { "" };
 	struct layout_tree *tree = NULL;
+	struct stat st;
 	char *text = NULL, *sig = NULL;
-	int as_json = 0, rc = 1, c;
+	int as_json = 0, rc = parse_snapshot(argc, argv, &as_json, &seckey);
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		if (c == 'J')
-			as_json = 1;
-		else if (c == 'S')
-			seckey = optarg;
-		else if (c == 'h')
-			return fputs(snapshot_usage, stdout), 0;
-		else
-			return fputs(snapshot_usage, stderr), 2;
-	}
-	if (optind != argc - 1)
-		return cmd_usage_error("snapshot", "expected one TREE");
-	if (seckey) {
-		/* Under the tree's lock, so the snapshot signed is the one in place. */
-		struct stat st;
-
-		if (stat(argv[optind], &st) < 0 || !S_ISDIR(st.st_mode))
-			return cmd_usage_error("snapshot", "--sign needs a tree, not a file");
-		if (layout_open(argv[optind], LAYOUT_WRITE, &tree, &err) < 0)
-			goto out;
-		if (!layout_snapshot_id(tree)[0]) {
-			rp_errf(&err, "'%s': not a regpress tree (nothing to sign)", argv[optind]);
-			goto out;
-		}
-	}
-	if (tree) { /* a second handle would wait for this one's lock */
-		size_t len;
-		const char *t = layout_snapshot_text(tree, &len);
-
-		if (!(text = strndup(t, len)) ||
-		    snapshot_parse(text, len, layout_path(tree), &s, &err) < 0) {
-			if (!text)
-				rp_errf(&err, "out of memory");
-			goto out;
-		}
-	} else if (layout_snapshot_load(argv[optind], &s, &text, &err) < 0) {
+	if (rc != CMD_GO)
+		return rc;
+	if (seckey && (stat(argv[optind], &st) < 0 || !S_ISDIR(st.st_mode)))
+		return cmd_usage_error("snapshot", "--sign needs a tree, not a file");
+	rc = 1;
+	if ((seckey && open_to_sign(argv[optind], &tree, &err) < 0) ||
+	    load_snapshot(argv[optind], tree, &s, &text, &err) < 0 ||
+	    (seckey && sign_snapshot(seckey, tree, text, &sig, &err) < 0))
 		goto out;
-	}
-	if (seckey) {
-		if (sign_message(seckey, text, strlen(text), &sig, &err) < 0 ||
-		    layout_put_signature(tree, sig, strlen(sig), &err) < 0)
-			goto out;
-	}
 	if (as_json) {
 		json_t *j = snapshot_json(&s);
 
@@ -172,7 +185,9 @@ int cmd_snapshot(int argc, char **argv)
 		json_decref(j);
 	} else {
 		fputs(text, stdout);
-		fprintf(stderr, "snapshot sha256:%s%s\n", s.id, sig ? " (signed)" : "");
+		/* The id confirms the text that went out; when it did not, main says so instead. */
+		if (cmd_flush_stdout() == 0)
+			fprintf(stderr, "snapshot sha256:%s%s\n", s.id, sig ? " (signed)" : "");
 	}
 	rc = 0;
 out:
@@ -210,7 +225,8 @@ static void verify_progress(void *ctx, uint64_t done, uint64_t total)
 	progress_update(&((struct verify_out *)ctx)->prog, done, total);
 }
 
-int cmd_verify(int argc, char **argv)
+static int parse_verify(int argc, char **argv, struct verify_opts *opts, struct verify_out *out,
+			const char **mode)
 {
 	static const struct option longopts[] = {
 		{ "quick", no_argument, NULL, 'Q' },
@@ -221,31 +237,64 @@ int cmd_verify(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int c, rc = CMD_GO;
+
+	while (rc == CMD_GO && (c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'Q': opts->quick = 1; break;
+		case 'J': out->as_json = 1; break;
+		case 'P': opts->pubkey = optarg; break;
+		case 'G': rc = cmd_progress_mode("verify", optarg, mode); break;
+		case 'q': *mode = "none"; break;
+		case 'h': return fputs(verify_usage, stdout), 0;
+		default: return cmd_bad_option("verify", c, argv, longopts);
+		}
+	}
+	if (rc == CMD_GO && optind != argc - 1)
+		return cmd_usage_error("verify", "expected one TREE");
+	return rc;
+}
+
+static void print_verify(const char *tree, const struct verify_opts *opts,
+			 const struct verify_result *res, struct verify_out *out)
+{
+	char size[32];
+
+	if (out->as_json) {
+		json_t *j = json_pack("{s:b, s:s+, s:I, s:I, s:I, s:I, s:o}", "ok", res->problems == 0,
+				      "snapshot", "sha256:", res->snapshot_id, "problems",
+				      (json_int_t)res->problems, "warnings", (json_int_t)res->warnings,
+				      "blobs_hashed", (json_int_t)res->blobs, "bytes_hashed",
+				      (json_int_t)res->bytes, "findings", out->items);
+
+		if (opts->pubkey)
+			json_object_set_new(j, "signature", json_boolean(res->signed_ok));
+		print_json(j);
+		json_decref(j);
+		return;
+	}
+	json_decref(out->items);
+	if (res->problems)
+		fprintf(stderr, "regpress verify: %s: %zu problem%s\n", tree, res->problems,
+			res->problems == 1 ? "" : "s");
+	else
+		printf("ok: snapshot sha256:%s, %llu blobs (%s) %s%s\n", res->snapshot_id,
+		       (unsigned long long)res->blobs, progress_size(res->bytes, size, 32),
+		       opts->quick ? "checked by size" : "hashed",
+		       res->signed_ok ? ", signature good" : "");
+}
+
+int cmd_verify(int argc, char **argv)
+{
 	struct verify_out out = { .as_json = 0, .items = NULL };
 	struct verify_opts opts = { 0, NULL, verify_report, verify_progress, &out };
 	struct verify_result res;
 	struct rp_err err = { "" };
 	const char *mode = "auto";
-	char size[32];
-	int c, rc;
+	int rc = parse_verify(argc, argv, &opts, &out, &mode);
 
-	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'Q': opts.quick = 1; break;
-		case 'J': out.as_json = 1; break;
-		case 'P': opts.pubkey = optarg; break;
-		case 'G':
-			if (strcmp(optarg, "auto") && strcmp(optarg, "plain") && strcmp(optarg, "none"))
-				return cmd_usage_error("verify", "--progress is auto, plain or none");
-			mode = optarg;
-			break;
-		case 'q': mode = "none"; break;
-		case 'h': return fputs(verify_usage, stdout), 0;
-		default: return fputs(verify_usage, stderr), 2;
-		}
-	}
-	if (optind != argc - 1)
-		return cmd_usage_error("verify", "expected one TREE");
+	if (rc != CMD_GO)
+		return rc;
 	out.items = json_array();
 	progress_init(&out.prog, "verifying", out.as_json ? "none" : mode);
 	rc = layout_verify(argv[optind], &opts, &res, &err);
@@ -254,42 +303,29 @@ int cmd_verify(int argc, char **argv)
 		json_decref(out.items);
 		return cmd_fail("verify", &err);
 	}
-	if (out.as_json) {
-		json_t *j = json_pack("{s:b, s:s+, s:I, s:I, s:I, s:I, s:o}", "ok", res.problems == 0,
-				      "snapshot", "sha256:", res.snapshot_id, "problems",
-				      (json_int_t)res.problems, "warnings", (json_int_t)res.warnings,
-				      "blobs_hashed", (json_int_t)res.blobs, "bytes_hashed",
-				      (json_int_t)res.bytes, "findings", out.items);
-
-		if (opts.pubkey)
-			json_object_set_new(j, "signature", json_boolean(res.signed_ok));
-		print_json(j);
-		json_decref(j);
-	} else {
-		json_decref(out.items);
-		if (res.problems)
-			fprintf(stderr, "regpress verify: %s: %zu problem%s\n", argv[optind],
-				res.problems, res.problems == 1 ? "" : "s");
-		else
-			printf("ok: snapshot sha256:%s, %llu blobs (%s) %s%s\n", res.snapshot_id,
-			       (unsigned long long)res.blobs, progress_size(res.bytes, size, 32),
-			       opts.quick ? "checked by size" : "hashed",
-			       res.signed_ok ? ", signature good" : "");
-	}
+	print_verify(argv[optind], &opts, &res, &out);
 	return res.problems ? 1 : 0;
 }
+
+static const struct option help_only[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
 
 int cmd_keygen(int argc, char **argv)
 {
 	struct rp_err err = { "" };
 	char *sec = NULL, *pub = NULL;
-	int rc = 1;
+	int rc = 1, c;
 
-	if (want_help(argc, argv, keygen_usage))
-		return 0;
-	if (argc != 2 || argv[1][0] == '-')
+	while ((c = getopt_long(argc, argv, ":h", help_only, NULL)) != -1) {
+		if (c != 'h')
+			return cmd_bad_option("keygen", c, argv, help_only);
+		return fputs(keygen_usage, stdout), 0;
+	}
+	if (argc - optind != 1)
 		return cmd_usage_error("keygen", "expected one PREFIX");
-	if (asprintf(&sec, "%s.sec", argv[1]) < 0 || asprintf(&pub, "%s.pub", argv[1]) < 0) {
+	if (asprintf(&sec, "%s.sec", argv[optind]) < 0 || asprintf(&pub, "%s.pub", argv[optind]) < 0) {
 		rp_errf(&err, "out of memory");
 		goto out;
 	}
@@ -385,31 +421,43 @@ static void print_diff(json_t *out)
 			     s2, 32));
 }
 
+static int parse_diff(int argc, char **argv, int *as_json)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (c == 'J')
+			*as_json = 1;
+		else if (c == 'h')
+			return fputs(diff_usage, stdout), 0;
+		else
+			return cmd_bad_option("diff", c, argv, longopts);
+	}
+	if (argc - optind != 2)
+		return cmd_usage_error("diff", "expected OLD and NEW");
+	return CMD_GO;
+}
+
 int cmd_diff(int argc, char **argv)
 {
 	struct snapshot a = { NULL, 0, "" }, b = { NULL, 0, "" };
 	struct snapshot_diff d;
 	struct rp_err err = { "" };
 	json_t *out = NULL;
-	int as_json = 0, i, rc = 1;
-	const char *paths[2] = { NULL, NULL };
-	int np = 0;
+	int as_json = 0, rc = parse_diff(argc, argv, &as_json);
 
+	if (rc != CMD_GO)
+		return rc;
+	rc = 1;
 	memset(&d, 0, sizeof(d));
-	if (want_help(argc, argv, diff_usage))
-		return 0;
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			as_json = 1;
-		else if (np < 2 && argv[i][0] != '-')
-			paths[np++] = argv[i];
-		else
-			return cmd_usage_error("diff", "unexpected argument '%s'", argv[i]);
-	}
-	if (np != 2)
-		return cmd_usage_error("diff", "expected OLD and NEW");
-	if (layout_snapshot_load(paths[0], &a, NULL, &err) < 0 ||
-	    layout_snapshot_load(paths[1], &b, NULL, &err) < 0 || snapshot_diff(&a, &b, &d, &err) < 0)
+	if (layout_snapshot_load(argv[optind], &a, NULL, &err) < 0 ||
+	    layout_snapshot_load(argv[optind + 1], &b, NULL, &err) < 0 ||
+	    snapshot_diff(&a, &b, &d, &err) < 0)
 		goto out;
 	if (!(out = diff_json(&a, &b, &d))) {
 		rp_errf(&err, "out of memory");
