@@ -142,6 +142,8 @@ void bld_plan_reuse(struct input *in, const struct src_image *img)
  * skip cheaply (ar_seekable), several threads each stream their own share of these entries,
  * largest first to the least loaded, in passes of their own over the input; the main pass then
  * skips them. Compressed layers stay in the main pass: the compressors use every core already. */
+#define PASS_THREADS 8 /* the most threads that hash at once */
+
 struct worker {
 	struct input *in;
 	int id, failed;
@@ -236,23 +238,14 @@ static void *worker_run(void *arg)
 	return NULL;
 }
 
-static int parallel_pass(struct input *in, struct rp_err *err)
+/* Hand each hashing-only entry to one of n threads: the largest left to the least loaded. */
+static void assign_workers(struct input *in, int n)
 {
-	struct worker w[8];
-	struct parallel_pass pp;
-	uint64_t load[8] = { 0 };
-	size_t i, count = 0;
-	int n = in->b->opts.threads < 8 ? in->b->opts.threads : 8, k, started = 0, rc = 0;
+	uint64_t load[PASS_THREADS] = { 0 };
+	size_t i;
+	int k;
 
-	for (i = 0; i < in->idx->n; i++) {
-		in->res[i].worker = -1;
-		count += hash_only(in, &in->res[i]);
-	}
-	if ((size_t)n > count)
-		n = (int)count;
-	if (n < 2 || !ar_seekable(in->idx))
-		return 0;
-	for (;;) { /* the largest entry left to the least loaded thread */
+	for (;;) {
 		size_t best = in->idx->n;
 		int t = 0;
 
@@ -268,29 +261,39 @@ static int parallel_pass(struct input *in, struct rp_err *err)
 		in->res[best].worker = t;
 		load[t] += (uint64_t)in->idx->entries[best].size;
 	}
-	memset(&pp, 0, sizeof(pp));
-	pthread_mutex_init(&pp.mu, NULL);
-	pthread_cond_init(&pp.cond, NULL);
-	in->pass = &pp;
-	memset(w, 0, sizeof(w));
+}
+
+/* Start n workers; how many started (fewer, with err set, if a thread could not be made). */
+static int start_workers(struct input *in, struct worker *w, int n, struct rp_err *err)
+{
+	struct parallel_pass *pp = in->pass;
+	int k;
+
+	memset(w, 0, (size_t)n * sizeof(*w));
 	for (k = 0; k < n; k++) {
 		w[k].in = in;
 		w[k].id = k;
-		pthread_mutex_lock(&pp.mu);
-		pp.running++;
-		pthread_mutex_unlock(&pp.mu);
+		pthread_mutex_lock(&pp->mu);
+		pp->running++;
+		pthread_mutex_unlock(&pp->mu);
 		if (pthread_create(&w[k].thread, NULL, worker_run, &w[k])) {
-			pthread_mutex_lock(&pp.mu);
-			pp.running--;
-			pthread_mutex_unlock(&pp.mu);
-			rc = rp_errf(err, "cannot start hashing threads");
+			pthread_mutex_lock(&pp->mu);
+			pp->running--;
+			pthread_mutex_unlock(&pp->mu);
+			rp_errf(err, "cannot start hashing threads");
 			break;
 		}
-		started++;
 	}
-	/* Wait, reporting progress a few times a second. */
-	pthread_mutex_lock(&pp.mu);
-	while (pp.running > 0) {
+	return k;
+}
+
+/* Wait for every worker to finish, reporting progress a few times a second. */
+static void wait_workers(struct input *in)
+{
+	struct parallel_pass *pp = in->pass;
+
+	pthread_mutex_lock(&pp->mu);
+	while (pp->running > 0) {
 		struct timespec ts;
 		uint64_t done;
 
@@ -300,16 +303,42 @@ static int parallel_pass(struct input *in, struct rp_err *err)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		pthread_cond_timedwait(&pp.cond, &pp.mu, &ts);
-		done = pp.done;
-		pthread_mutex_unlock(&pp.mu);
+		pthread_cond_timedwait(&pp->cond, &pp->mu, &ts);
+		done = pp->done;
+		pthread_mutex_unlock(&pp->mu);
 		if (in->b->opts.progress)
 			in->b->opts.progress(in->b->opts.progress_ctx, in->idx->display, in->done + done,
 					     in->total);
-		pthread_mutex_lock(&pp.mu);
+		pthread_mutex_lock(&pp->mu);
 	}
-	in->done += pp.done;
-	pthread_mutex_unlock(&pp.mu);
+	in->done += pp->done;
+	pthread_mutex_unlock(&pp->mu);
+}
+
+static int parallel_pass(struct input *in, struct rp_err *err)
+{
+	struct worker w[PASS_THREADS];
+	struct parallel_pass pp;
+	size_t i, count = 0;
+	int n = in->b->opts.threads < PASS_THREADS ? in->b->opts.threads : PASS_THREADS;
+	int k, started, rc;
+
+	for (i = 0; i < in->idx->n; i++) {
+		in->res[i].worker = -1;
+		count += hash_only(in, &in->res[i]);
+	}
+	if ((size_t)n > count)
+		n = (int)count;
+	if (n < 2 || !ar_seekable(in->idx))
+		return 0;
+	assign_workers(in, n);
+	memset(&pp, 0, sizeof(pp));
+	pthread_mutex_init(&pp.mu, NULL);
+	pthread_cond_init(&pp.cond, NULL);
+	in->pass = &pp;
+	started = start_workers(in, w, n, err);
+	rc = started < n ? -1 : 0;
+	wait_workers(in);
 	for (k = 0; k < started; k++) {
 		pthread_join(w[k].thread, NULL);
 		if (w[k].failed && rc == 0) {

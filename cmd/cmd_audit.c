@@ -46,8 +46,9 @@ static const char verify_usage[] =
 	"Each problem is one line naming the file. Exit 0 only when the tree is clean.\n"
 	"\n"
 	"  --quick         check sizes and structure, do not hash blobs\n"
-	"  --pubkey PUB    also require TREE/registry/snapshot.sig to be a valid signature by PUB,\n"
-	"                  and nothing in the tree beyond the signed snapshot\n"
+	"  --pubkey PUB    also require TREE/registry/snapshot.sig and release.sig to be valid\n"
+	"                  signatures by PUB, the release to be of this snapshot, and nothing in\n"
+	"                  the tree beyond the signed snapshot\n"
 	"  --json          print the result as JSON\n"
 	"  --progress=MODE auto (a line on a terminal, default), plain (for logs), none\n"
 	"  -q, --quiet     no progress (problems and the result are still printed)\n"
@@ -58,19 +59,10 @@ static const char diff_usage[] =
 	"\n"
 	"Compare two snapshots (trees, or snapshot files from `regpress snapshot`): tags added,\n"
 	"removed and retagged, and the blobs added and removed with their total size: exactly\n"
-	"what a delta transfer from OLD to NEW must carry. Exit 0 whether or not they differ.\n";
-
-static int want_help(int argc, char **argv, const char *text)
-{
-	int i;
-
-	for (i = 1; i < argc; i++)
-		if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			fputs(text, stdout);
-			return 1;
-		}
-	return 0;
-}
+	"what a delta transfer from OLD to NEW must carry. Exit 0 whether or not they differ.\n"
+	"\n"
+	"  --json         print the difference as JSON\n"
+	"  -h, --help     show this help\n";
 
 static json_t *snapshot_json(const struct snapshot *s)
 {
@@ -108,6 +100,13 @@ static void print_json(json_t *j)
 	free(s);
 }
 
+/* What snapshot was asked to do. */
+struct snapshot_args {
+	int as_json;
+	const char *seckey, *passfile;
+	unsigned long long release; /* 0: the default */
+};
+
 /* A release number: whole, decimal, from 1. */
 static int parse_release(const char *s, unsigned long long *out)
 {
@@ -120,7 +119,7 @@ static int parse_release(const char *s, unsigned long long *out)
 	return !*end && errno == 0;
 }
 
-int cmd_snapshot(int argc, char **argv)
+static int parse_snapshot(int argc, char **argv, struct snapshot_args *a)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'J' },
@@ -130,76 +129,91 @@ int cmd_snapshot(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *seckey = NULL, *passfile = NULL;
-	unsigned long long number = 0;
-	struct release rel;
-	struct snapshot s = { NULL, 0, "" };
-	struct rp_err err = { "" };
-	struct layout_tree *tree = NULL;
-	char *text = NULL;
-	int as_json = 0, rc = 1, c;
+	int c;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		if (c == 'J')
-			as_json = 1;
+			a->as_json = 1;
 		else if (c == 'S')
-			seckey = optarg;
+			a->seckey = optarg;
 		else if (c == 'P')
-			passfile = optarg;
-		else if (c == 'R') {
-			if (!parse_release(optarg, &number))
-				return cmd_usage_error("snapshot", "--release: expected a number from 1 "
-						       "up, not '%s'", optarg);
-		}
+			a->passfile = optarg;
+		else if (c == 'R' && !parse_release(optarg, &a->release))
+			return cmd_usage_error("snapshot", "--release: expected a number from 1 up, "
+					       "not '%s'", optarg);
 		else if (c == 'h')
 			return fputs(snapshot_usage, stdout), 0;
-		else
-			return fputs(snapshot_usage, stderr), 2;
+		else if (c != 'R')
+			return cmd_bad_option("snapshot", c, argv, longopts);
 	}
 	if (optind != argc - 1)
 		return cmd_usage_error("snapshot", "expected one TREE");
-	if (!seckey && (number || passfile))
+	if (!a->seckey && (a->release || a->passfile))
 		return cmd_usage_error("snapshot", "--release and --passphrase-file go with --sign");
-	if (seckey) {
-		/* Under the tree's lock, so the snapshot signed is the one in place. */
-		struct stat st;
+	return CMD_GO;
+}
 
-		if (stat(argv[optind], &st) < 0 || !S_ISDIR(st.st_mode))
-			return cmd_usage_error("snapshot", "--sign needs a tree, not a file");
-		if (layout_open(argv[optind], LAYOUT_WRITE, &tree, &err) < 0)
-			goto out;
-		if (!layout_snapshot_id(tree)[0]) {
-			rp_errf(&err, "'%s': not a regpress tree (nothing to sign)", argv[optind]);
-			goto out;
-		}
-	}
-	if (tree) { /* a second handle would wait for this one's lock */
-		size_t len;
-		const char *t = layout_snapshot_text(tree, &len);
+/* --sign: the tree opened for writing, under its lock, so the snapshot signed is the one in
+ * place (a second handle would wait for this one's lock: the text is read through it). */
+static int open_to_sign(const char *path, struct layout_tree **tree, struct rp_err *err)
+{
+	if (layout_open(path, LAYOUT_WRITE, tree, err) < 0)
+		return -1;
+	if (!layout_snapshot_id(*tree)[0])
+		return rp_errf(err, "'%s': not a regpress tree (nothing to sign)", path);
+	return 0;
+}
 
-		if (!(text = strndup(t, len)) ||
-		    snapshot_parse(text, len, layout_path(tree), &s, &err) < 0) {
-			if (!text)
-				rp_errf(&err, "out of memory");
-			goto out;
-		}
-	} else if (layout_snapshot_load(argv[optind], &s, &text, &err) < 0) {
+/* The snapshot of the tree (through its handle, if open) or of a snapshot file. */
+static int load_snapshot(const char *path, struct layout_tree *tree, struct snapshot *s,
+			 char **text, struct rp_err *err)
+{
+	size_t len;
+	const char *t;
+
+	if (!tree)
+		return layout_snapshot_load(path, s, text, err);
+	t = layout_snapshot_text(tree, &len);
+	if (!(*text = strndup(t, len)))
+		return rp_errf(err, "out of memory");
+	return snapshot_parse(*text, len, layout_path(tree), s, err);
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+	struct snapshot_args a = { 0, NULL, NULL, 0 };
+	struct snapshot s = { NULL, 0, "" };
+	struct rp_err err = { "" };
+	struct layout_tree *tree = NULL;
+	struct release rel;
+	struct stat st;
+	char *text = NULL;
+	int rc = parse_snapshot(argc, argv, &a);
+
+	if (rc != CMD_GO)
+		return rc;
+	if (a.seckey && (stat(argv[optind], &st) < 0 || !S_ISDIR(st.st_mode)))
+		return cmd_usage_error("snapshot", "--sign needs a tree, not a file");
+	rc = 1;
+	if ((a.seckey && open_to_sign(argv[optind], &tree, &err) < 0) ||
+	    load_snapshot(argv[optind], tree, &s, &text, &err) < 0 ||
+	    (a.seckey && cmd_sign_tree(tree, a.seckey, a.passfile, a.release, &rel, &err) < 0))
 		goto out;
-	}
-	if (seckey && cmd_sign_tree(tree, seckey, passfile, number, &rel, &err) < 0)
-		goto out;
-	if (as_json) {
+	if (a.as_json) {
 		json_t *j = snapshot_json(&s);
 
 		print_json(j);
 		json_decref(j);
 	} else {
 		fputs(text, stdout);
-		if (seckey)
-			fprintf(stderr, "snapshot sha256:%s (signed: release %llu)\n", s.id,
-				(unsigned long long)rel.number);
-		else
-			fprintf(stderr, "snapshot sha256:%s\n", s.id);
+		/* The id confirms the text that went out; when it did not, main says so instead. */
+		if (cmd_flush_stdout() == 0) {
+			if (a.seckey)
+				fprintf(stderr, "snapshot sha256:%s (signed: release %llu)\n", s.id,
+					(unsigned long long)rel.number);
+			else
+				fprintf(stderr, "snapshot sha256:%s\n", s.id);
+		}
 	}
 	rc = 0;
 out:
@@ -216,15 +230,6 @@ struct verify_out {
 	json_t *items;
 	struct progress prog;
 };
-
-/* ", release N" when the release is signed and good, for the ok line. */
-static const char *release_note(const struct verify_result *res, char buf[48])
-{
-	buf[0] = '\0';
-	if (res->release_ok)
-		snprintf(buf, 48, ", release %llu", (unsigned long long)res->release);
-	return buf;
-}
 
 static void verify_report(void *ctx, enum verify_level level, const char *path, const char *what)
 {
@@ -245,7 +250,8 @@ static void verify_progress(void *ctx, uint64_t done, uint64_t total)
 	progress_update(&((struct verify_out *)ctx)->prog, done, total);
 }
 
-int cmd_verify(int argc, char **argv)
+static int parse_verify(int argc, char **argv, struct verify_opts *opts, struct verify_out *out,
+			const char **mode)
 {
 	static const struct option longopts[] = {
 		{ "quick", no_argument, NULL, 'Q' },
@@ -256,31 +262,77 @@ int cmd_verify(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	int c, rc = CMD_GO;
+
+	while (rc == CMD_GO && (c = getopt_long(argc, argv, ":qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'Q': opts->quick = 1; break;
+		case 'J': out->as_json = 1; break;
+		case 'P': opts->pubkey = optarg; break;
+		case 'G': rc = cmd_progress_mode("verify", optarg, mode); break;
+		case 'q': *mode = "none"; break;
+		case 'h': return fputs(verify_usage, stdout), 0;
+		default: return cmd_bad_option("verify", c, argv, longopts);
+		}
+	}
+	if (rc == CMD_GO && optind != argc - 1)
+		return cmd_usage_error("verify", "expected one TREE");
+	return rc;
+}
+
+/* ", release N" when the release is signed and good, for the ok line. */
+static const char *release_note(const struct verify_result *res, char buf[48])
+{
+	buf[0] = '\0';
+	if (res->release_ok)
+		snprintf(buf, 48, ", release %llu", (unsigned long long)res->release);
+	return buf;
+}
+
+static void print_verify(const char *tree, const struct verify_opts *opts,
+			 const struct verify_result *res, struct verify_out *out)
+{
+	char size[32], rel[48];
+
+	if (out->as_json) {
+		json_t *j = json_pack("{s:b, s:s+, s:I, s:I, s:I, s:I, s:o}", "ok", res->problems == 0,
+				      "snapshot", "sha256:", res->snapshot_id, "problems",
+				      (json_int_t)res->problems, "warnings", (json_int_t)res->warnings,
+				      "blobs_hashed", (json_int_t)res->blobs, "bytes_hashed",
+				      (json_int_t)res->bytes, "findings", out->items);
+
+		if (opts->pubkey) {
+			json_object_set_new(j, "signature", json_boolean(res->signed_ok));
+			json_object_set_new(j, "release_signature", json_boolean(res->release_ok));
+		}
+		if (res->release)
+			json_object_set_new(j, "release", json_integer((json_int_t)res->release));
+		print_json(j);
+		json_decref(j);
+		return;
+	}
+	json_decref(out->items);
+	if (res->problems)
+		fprintf(stderr, "regpress verify: %s: %zu problem%s\n", tree, res->problems,
+			res->problems == 1 ? "" : "s");
+	else
+		printf("ok: snapshot sha256:%s, %llu blobs (%s) %s%s%s\n", res->snapshot_id,
+		       (unsigned long long)res->blobs, progress_size(res->bytes, size, 32),
+		       opts->quick ? "checked by size" : "hashed",
+		       res->signed_ok ? ", signature good" : "", release_note(res, rel));
+}
+
+int cmd_verify(int argc, char **argv)
+{
 	struct verify_out out = { .as_json = 0, .items = NULL };
 	struct verify_opts opts = { 0, NULL, verify_report, verify_progress, &out };
 	struct verify_result res;
 	struct rp_err err = { "" };
 	const char *mode = "auto";
-	char size[32], rel[48];
-	int c, rc;
+	int rc = parse_verify(argc, argv, &opts, &out, &mode);
 
-	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'Q': opts.quick = 1; break;
-		case 'J': out.as_json = 1; break;
-		case 'P': opts.pubkey = optarg; break;
-		case 'G':
-			if (strcmp(optarg, "auto") && strcmp(optarg, "plain") && strcmp(optarg, "none"))
-				return cmd_usage_error("verify", "--progress is auto, plain or none");
-			mode = optarg;
-			break;
-		case 'q': mode = "none"; break;
-		case 'h': return fputs(verify_usage, stdout), 0;
-		default: return fputs(verify_usage, stderr), 2;
-		}
-	}
-	if (optind != argc - 1)
-		return cmd_usage_error("verify", "expected one TREE");
+	if (rc != CMD_GO)
+		return rc;
 	out.items = json_array();
 	progress_init(&out.prog, "verifying", out.as_json ? "none" : mode);
 	rc = layout_verify(argv[optind], &opts, &res, &err);
@@ -289,32 +341,7 @@ int cmd_verify(int argc, char **argv)
 		json_decref(out.items);
 		return cmd_fail("verify", &err);
 	}
-	if (out.as_json) {
-		json_t *j = json_pack("{s:b, s:s+, s:I, s:I, s:I, s:I, s:o}", "ok", res.problems == 0,
-				      "snapshot", "sha256:", res.snapshot_id, "problems",
-				      (json_int_t)res.problems, "warnings", (json_int_t)res.warnings,
-				      "blobs_hashed", (json_int_t)res.blobs, "bytes_hashed",
-				      (json_int_t)res.bytes, "findings", out.items);
-
-		if (opts.pubkey) {
-			json_object_set_new(j, "signature", json_boolean(res.signed_ok));
-			json_object_set_new(j, "release_signature", json_boolean(res.release_ok));
-		}
-		if (res.release)
-			json_object_set_new(j, "release", json_integer((json_int_t)res.release));
-		print_json(j);
-		json_decref(j);
-	} else {
-		json_decref(out.items);
-		if (res.problems)
-			fprintf(stderr, "regpress verify: %s: %zu problem%s\n", argv[optind],
-				res.problems, res.problems == 1 ? "" : "s");
-		else
-			printf("ok: snapshot sha256:%s, %llu blobs (%s) %s%s%s\n", res.snapshot_id,
-			       (unsigned long long)res.blobs, progress_size(res.bytes, size, 32),
-			       opts.quick ? "checked by size" : "hashed",
-			       res.signed_ok ? ", signature good" : "", release_note(&res, rel));
-	}
+	print_verify(argv[optind], &opts, &res, &out);
 	return res.problems ? 1 : 0;
 }
 
@@ -398,31 +425,43 @@ static void print_diff(json_t *out)
 			     s2, 32));
 }
 
+static int parse_diff(int argc, char **argv, int *as_json)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'J' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
+		if (c == 'J')
+			*as_json = 1;
+		else if (c == 'h')
+			return fputs(diff_usage, stdout), 0;
+		else
+			return cmd_bad_option("diff", c, argv, longopts);
+	}
+	if (argc - optind != 2)
+		return cmd_usage_error("diff", "expected OLD and NEW");
+	return CMD_GO;
+}
+
 int cmd_diff(int argc, char **argv)
 {
 	struct snapshot a = { NULL, 0, "" }, b = { NULL, 0, "" };
 	struct snapshot_diff d;
 	struct rp_err err = { "" };
 	json_t *out = NULL;
-	int as_json = 0, i, rc = 1;
-	const char *paths[2] = { NULL, NULL };
-	int np = 0;
+	int as_json = 0, rc = parse_diff(argc, argv, &as_json);
 
+	if (rc != CMD_GO)
+		return rc;
+	rc = 1;
 	memset(&d, 0, sizeof(d));
-	if (want_help(argc, argv, diff_usage))
-		return 0;
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--json"))
-			as_json = 1;
-		else if (np < 2 && argv[i][0] != '-')
-			paths[np++] = argv[i];
-		else
-			return cmd_usage_error("diff", "unexpected argument '%s'", argv[i]);
-	}
-	if (np != 2)
-		return cmd_usage_error("diff", "expected OLD and NEW");
-	if (layout_snapshot_load(paths[0], &a, NULL, &err) < 0 ||
-	    layout_snapshot_load(paths[1], &b, NULL, &err) < 0 || snapshot_diff(&a, &b, &d, &err) < 0)
+	if (layout_snapshot_load(argv[optind], &a, NULL, &err) < 0 ||
+	    layout_snapshot_load(argv[optind + 1], &b, NULL, &err) < 0 ||
+	    snapshot_diff(&a, &b, &d, &err) < 0)
 		goto out;
 	if (!(out = diff_json(&a, &b, &d))) {
 		rp_errf(&err, "out of memory");

@@ -57,74 +57,14 @@ static const char inspect_usage[] =
  * Platforms, labels, entrypoints and media types come from the images: shown with control
  * characters (C0, DEL, C1, line and paragraph separators, bidirectional controls), and bytes that
  * are not UTF-8, as \xNN, so that they can neither drive the terminal nor break a line or a
- * column. The rule is cmd_fail's (regpress.c), whose helpers are private to that file. */
-
-static int utf8_seq(const unsigned char *p, unsigned *cp)
-{
-	int n = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : (p[0] & 0xf0) == 0xe0 ? 3
-		: p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
-	int i;
-
-	*cp = n == 1 ? p[0] : n == 2 ? p[0] & 0x1fu : n == 3 ? p[0] & 0x0fu : p[0] & 0x07u;
-	for (i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		*cp = *cp << 6 | (p[i] & 0x3fu);
-	}
-	if ((n == 3 && (*cp < 0x800 || (*cp >= 0xd800 && *cp <= 0xdfff))) ||
-	    (n == 4 && (*cp < 0x10000 || *cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
-static int shown_escaped(unsigned cp)
-{
-	return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 || cp == 0x2029 ||
-	       (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
-}
-
-/* s made safe to print (malloc'd; NULL when out of memory); *width: the characters it shows. */
-static char *safe(const char *s, size_t *width)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	char *out = malloc(strlen(s) * 4 + 1), *o = out;
-	size_t w = 0;
-
-	while (out && *p) {
-		unsigned cp;
-		int i, n = utf8_seq(p, &cp);
-
-		if (n == 0 || shown_escaped(cp)) {
-			for (i = 0; i < (n ? n : 1); i++, w += 4)
-				o += sprintf(o, "\\x%02x", *p++);
-			continue;
-		}
-		memcpy(o, p, (size_t)n);
-		o += n;
-		p += n;
-		w++;
-	}
-	if (out)
-		*o = '\0';
-	if (width)
-		*width = w;
-	return out;
-}
+ * column: cmd_safe_text, as cmd_fail's messages. */
 
 static void put(const char *s)
 {
-	char *t = safe(s ? s : "-", NULL);
+	char *t = cmd_safe_text(s ? s : "-", NULL);
 
 	fputs(t ? t : "?", stdout);
 	free(t);
-}
-
-/* getopt's own message would be a second line in another form: say it once, ours. */
-static int bad_option(const char *cmd, char **argv)
-{
-	if (optopt)
-		return cmd_usage_error(cmd, "unknown option '-%c'", optopt);
-	return cmd_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
 }
 
 static void print_json(json_t *j)
@@ -250,7 +190,7 @@ static int table_make(const struct describe_list *l, int full, struct row *rows,
 		int bad = row_cells(&l->v[i], full, raw) < 0;
 
 		for (c = 0; c < NCOLS; c++) {
-			if (!bad && !(rows[i].cell[c] = safe(raw[c], &w)))
+			if (!bad && !(rows[i].cell[c] = cmd_safe_text(raw[c], &w)))
 				bad = 1;
 			if (!bad && w > width[c])
 				width[c] = w;
@@ -273,7 +213,7 @@ static void table_free(struct row *rows, size_t n)
 	free(rows);
 }
 
-/* Display width of a cell made by safe(): its characters, not its bytes. */
+/* Display width of a cell made by cmd_safe_text(): its characters, not its bytes. */
 static size_t shown_width(const char *s)
 {
 	size_t w = 0;
@@ -366,13 +306,12 @@ int cmd_ls(int argc, char **argv)
 	struct source src = { 0 };
 	int as_json = 0, full = 0, c, rc;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'J': as_json = 1; break;
 		case 'D': full = 1; break;
 		case 'h': return fputs(ls_usage, stdout), 0;
-		default: return bad_option("ls", argv);
+		default: return cmd_bad_option("ls", c, argv, longopts);
 		}
 	}
 	if (optind >= argc)
@@ -586,13 +525,12 @@ int cmd_inspect(int argc, char **argv)
 	json_t *j = NULL;
 	int as_json = 0, raw = 0, c, rc = 1;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'J': as_json = 1; break;
 		case 'R': raw = 1; break;
 		case 'h': return fputs(inspect_usage, stdout), 0;
-		default: return bad_option("inspect", argv);
+		default: return cmd_bad_option("inspect", c, argv, longopts);
 		}
 	}
 	if (as_json && raw)

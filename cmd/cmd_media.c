@@ -1,5 +1,5 @@
 /* Carrying trees across an air gap: media (a tree, or a delta, as numbered volumes and ISO
- * images) and import (volumes into a tree, any order, across runs). The work is in layout/media.c;
+ * images) and import (volumes into a tree, any order, across runs). The work is in media/;
  * this file parses options and prints. */
 #include <getopt.h>
 #include <inttypes.h>
@@ -24,7 +24,8 @@ static const char media_usage[] =
 	"\n"
 	"  -o, --output DIR  where the volumes go (created if needed; nothing is replaced)\n"
 	"  --size SIZE       dvd, dvd-dl, bd, bd-dl, or bytes with an optional K, M or G\n"
-	"                    (the image of each volume, file system included, fits in SIZE)\n"
+	"                    (powers of 1024; with one, a fraction: 4.7G); the image of each\n"
+	"                    volume, file system included, fits in SIZE\n"
 	"  --iso             write DIR/volume-NN.iso images (xorriso, Rock Ridge + Joliet,\n"
 	"                    reproducible with SOURCE_DATE_EPOCH) instead of directories\n"
 	"  --since OLD       a delta: carry only the blobs the snapshot OLD (a snapshot file or\n"
@@ -90,14 +91,6 @@ static json_t *digest_or_null(const char *hex)
 	return json_string(d);
 }
 
-static int parse_progress(const char *cmd, const char *arg, const char **mode)
-{
-	if (strcmp(arg, "auto") && strcmp(arg, "plain") && strcmp(arg, "none"))
-		return cmd_usage_error(cmd, "--progress is auto, plain or none");
-	*mode = arg;
-	return 0;
-}
-
 static void media_report(const struct media_result *r, int as_json)
 {
 	const struct media_plan *p = &r->plan;
@@ -157,69 +150,93 @@ static void media_report(const struct media_result *r, int as_json)
 	free(bytes);
 }
 
+static const struct option media_longopts[] = {
+	{ "output", required_argument, NULL, 'o' },
+	{ "size", required_argument, NULL, 'S' },
+	{ "iso", no_argument, NULL, 'I' },
+	{ "since", required_argument, NULL, 'B' },
+	{ "only", required_argument, NULL, 'N' },
+	{ "json", no_argument, NULL, 'J' },
+	{ "progress", required_argument, NULL, 'G' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct media_args {
+	struct media_opts o;
+	const char *out, *mode;
+	int as_json, quiet;
+};
+
+/* The most volumes --only names: far beyond any set (a set's volumes are numbered from 1). */
+#define MEDIA_ONLY_MAX 1000000
+
+static int media_option(int c, struct media_args *a, char **argv)
+{
+	struct rp_err err = { "" };
+	int only;
+
+	switch (c) {
+	case 'o': a->out = optarg; break;
+	case 'S':
+		if (media_parse_size(optarg, &a->o.capacity, &err) < 0)
+			return cmd_usage_error("media", "--size %s", err.msg);
+		break;
+	case 'I': a->o.iso = 1; break;
+	case 'B': a->o.since = optarg; break;
+	case 'N':
+		if (cmd_parse_int(optarg, 1, MEDIA_ONLY_MAX, &only) < 0)
+			return cmd_usage_error("media", "--only takes a volume number");
+		a->o.only = (uint32_t)only;
+		break;
+	case 'J': a->as_json = 1; break;
+	case 'G': return cmd_progress_mode("media", optarg, &a->mode);
+	case 'q': a->quiet = 1; a->mode = "none"; break;
+	case 'h': return fputs(media_usage, stdout), 0;
+	default: return cmd_bad_option("media", c, argv, media_longopts);
+	}
+	return CMD_GO;
+}
+
+static int parse_media(int argc, char **argv, struct media_args *a)
+{
+	int c, rc = CMD_GO;
+
+	memset(a, 0, sizeof(*a));
+	a->o.progress = on_progress;
+	a->mode = "auto";
+	while (rc == CMD_GO && (c = getopt_long(argc, argv, ":o:qh", media_longopts, NULL)) != -1)
+		rc = media_option(c, a, argv);
+	if (rc != CMD_GO)
+		return rc;
+	if (optind != argc - 1)
+		return cmd_usage_error("media", "expected one TREE");
+	if (!a->out)
+		return cmd_usage_error("media", "-o DIR is required");
+	if (!a->o.capacity)
+		return cmd_usage_error("media", "--size is required");
+	return CMD_GO;
+}
+
 int cmd_media(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "size", required_argument, NULL, 'S' },
-		{ "iso", no_argument, NULL, 'I' },
-		{ "since", required_argument, NULL, 'B' },
-		{ "only", required_argument, NULL, 'N' },
-		{ "json", no_argument, NULL, 'J' },
-		{ "progress", required_argument, NULL, 'G' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct media_opts o = { 0, NULL, 0, 0, on_progress, NULL };
+	struct media_args a;
 	struct media_result res;
 	struct rp_err err = { "" };
 	struct progress prog;
-	const char *out = NULL, *mode = "auto";
-	int as_json = 0, quiet = 0, c, rc;
+	int rc = parse_media(argc, argv, &a);
 
-	while ((c = getopt_long(argc, argv, "o:qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'o': out = optarg; break;
-		case 'S':
-			if (media_parse_size(optarg, &o.capacity, &err) < 0)
-				return cmd_usage_error("media", "--size %s", err.msg);
-			break;
-		case 'I': o.iso = 1; break;
-		case 'B': o.since = optarg; break;
-		case 'N': {
-			char *end;
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (!*optarg || *end || v == 0 || v > 1000000)
-				return cmd_usage_error("media", "--only takes a volume number");
-			o.only = (uint32_t)v;
-			break;
-		}
-		case 'J': as_json = 1; break;
-		case 'G':
-			if (parse_progress("media", optarg, &mode))
-				return 2;
-			break;
-		case 'q': quiet = 1; mode = "none"; break;
-		case 'h': return fputs(media_usage, stdout), 0;
-		default: return fputs(media_usage, stderr), 2;
-		}
-	}
-	if (optind != argc - 1)
-		return cmd_usage_error("media", "expected one TREE");
-	if (!out)
-		return cmd_usage_error("media", "-o DIR is required");
-	if (!o.capacity)
-		return cmd_usage_error("media", "--size is required");
-	progress_init(&prog, "writing volumes", as_json ? "none" : mode);
-	o.ctx = &prog;
-	rc = media_write(argv[optind], out, &o, &res, &err);
+	if (rc != CMD_GO)
+		return rc;
+	progress_init(&prog, "writing volumes", a.as_json ? "none" : a.mode);
+	a.o.ctx = &prog;
+	rc = media_write(argv[optind], a.out, &a.o, &res, &err);
 	progress_end(&prog);
 	if (rc < 0)
 		return cmd_fail("media", &err);
-	if (!quiet || as_json)
-		media_report(&res, as_json);
+	if (!a.quiet || a.as_json)
+		media_report(&res, a.as_json);
 	media_result_free(&res);
 	return 0;
 }
@@ -277,11 +294,12 @@ static int import_check(int argc, char **argv, int first, const struct media_tru
 					       (json_int_t)info.bytes, "signed", info.signed_ok,
 					       "release", (json_int_t)info.release));
 		else if (!quiet)
-			printf("%s: ok: volume %" PRIu32 " of %" PRIu32 " of snapshot sha256:%s%s%s, "
+			printf("%s: ok: volume %" PRIu32 " of %" PRIu32 " of snapshot sha256:%s%s%s%s, "
 			       "%" PRIu64 " file%s, %s%s\n", argv[i], info.volume, info.nvolumes,
 			       info.snapshot_id, info.base_id[0] ? " (delta from sha256:" : "",
-			       info.base_id[0] ? info.base_id : "", info.files,
-			       info.files == 1 ? "" : "s", progress_size(info.bytes, size, 32),
+			       info.base_id[0] ? info.base_id : "", info.base_id[0] ? ")" : "",
+			       info.files, info.files == 1 ? "" : "s",
+			       progress_size(info.bytes, size, 32),
 			       trust_note(info.signed_ok, info.release, note));
 	}
 	if (as_json)
@@ -291,112 +309,135 @@ static int import_check(int argc, char **argv, int first, const struct media_tru
 	return 0;
 }
 
+static const struct option import_longopts[] = {
+	{ "into", required_argument, NULL, 'T' },
+	{ "check", no_argument, NULL, 'C' },
+	{ "json", no_argument, NULL, 'J' },
+	{ "progress", required_argument, NULL, 'G' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "pubkey", required_argument, NULL, 'K' },
+	{ "allow-downgrade", no_argument, NULL, 'D' },
+	{ "allow-unsigned", no_argument, NULL, 'U' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct import_args {
+	const char *tree, *mode;
+	int as_json, quiet, check;
+	const char *keys[PUBKEYS_MAX];
+	struct media_trust trust;
+};
+
+static int parse_import(int argc, char **argv, struct import_args *a)
+{
+	int c, rc = CMD_GO;
+
+	memset(a, 0, sizeof(*a));
+	a->mode = "auto";
+	a->trust.pubkeys = a->keys;
+	while (rc == CMD_GO && (c = getopt_long(argc, argv, ":qh", import_longopts, NULL)) != -1) {
+		switch (c) {
+		case 'T': a->tree = optarg; break;
+		case 'C': a->check = 1; break;
+		case 'J': a->as_json = 1; break;
+		case 'G': rc = cmd_progress_mode("import", optarg, &a->mode); break;
+		case 'q': a->quiet = 1; a->mode = "none"; break;
+		case 'K':
+			if (a->trust.npubkeys == PUBKEYS_MAX)
+				return cmd_usage_error("import", "at most %d --pubkey", PUBKEYS_MAX);
+			a->keys[a->trust.npubkeys++] = optarg;
+			break;
+		case 'D': a->trust.allow_downgrade = 1; break;
+		case 'U': a->trust.allow_unsigned = 1; break;
+		case 'h': return fputs(import_usage, stdout), 0;
+		default: return cmd_bad_option("import", c, argv, import_longopts);
+		}
+	}
+	if (rc != CMD_GO)
+		return rc;
+	if (optind >= argc)
+		return cmd_usage_error("import", "expected at least one VOLUME");
+	if (a->check && a->tree)
+		return cmd_usage_error("import", "--check writes nothing: no --into");
+	if (a->check && (a->trust.allow_downgrade || a->trust.allow_unsigned))
+		return cmd_usage_error("import", "--check compares with no tree: no "
+				       "--allow-downgrade or --allow-unsigned");
+	if (!a->check && !a->tree)
+		return cmd_usage_error("import", "--into TREE is required");
+	return CMD_GO;
+}
+
+static void import_json(const struct media_import_result *res)
+{
+	json_t *imp = json_array(), *miss = json_array();
+	size_t i;
+
+	for (i = 0; i < res->nimported; i++)
+		json_array_append_new(imp, json_integer(res->imported[i]));
+	for (i = 0; i < res->nmissing; i++)
+		json_array_append_new(miss, json_integer(res->missing[i]));
+	print_json(json_pack("{s:s+, s:o, s:I, s:o, s:o, s:b, s:b, s:I, s:I, s:b, s:I, s:o}",
+			     "snapshot", "sha256:", res->snapshot_id, "base",
+			     digest_or_null(res->base_id), "volumes", (json_int_t)res->nvolumes,
+			     "imported", imp, "missing", miss, "published", res->published, "already",
+			     res->already, "files_copied", (json_int_t)res->files_copied,
+			     "bytes_copied", (json_int_t)res->bytes_copied, "signed", res->signed_ok,
+			     "release", (json_int_t)res->release, "replaced",
+			     res->replaced ? json_pack("{s:I, s:s+}", "release",
+						       (json_int_t)res->replaced, "snapshot",
+						       "sha256:", res->replaced_id)
+					   : json_null()));
+}
+
+static void import_text(const char *tree, const struct media_import_result *res)
+{
+	char a[32], note[64], list[512];
+
+	if (res->replaced)
+		fprintf(stderr, "regpress import: replaced release %" PRIu64 " (snapshot sha256:%s) "
+			"of '%s' by the older release %" PRIu64 " (--allow-downgrade)\n",
+			res->replaced, res->replaced_id, tree, res->release);
+	if (res->already) {
+		printf("'%s' is already at snapshot sha256:%s%s: nothing to import%s\n", tree,
+		       res->snapshot_id, trust_note(res->signed_ok, res->release, note),
+		       res->signatures_added ? " but its signed files, now in place" : "");
+		return;
+	}
+	list_u32(list, sizeof(list), res->imported, res->nimported);
+	printf("imported volume%s %s of %" PRIu32 " (%" PRIu64 " file%s, %s copied); ",
+	       res->nimported == 1 ? "" : "s", list, res->nvolumes, res->files_copied,
+	       res->files_copied == 1 ? "" : "s", progress_size(res->bytes_copied, a, sizeof(a)));
+	list_u32(list, sizeof(list), res->missing, res->nmissing);
+	if (res->published)
+		printf("published snapshot sha256:%s%s\n", res->snapshot_id,
+		       trust_note(res->signed_ok, res->release, note));
+	else
+		printf("still missing: %s\n", list);
+}
+
 int cmd_import(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "into", required_argument, NULL, 'T' },
-		{ "check", no_argument, NULL, 'C' },
-		{ "json", no_argument, NULL, 'J' },
-		{ "progress", required_argument, NULL, 'G' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "pubkey", required_argument, NULL, 'K' },
-		{ "allow-downgrade", no_argument, NULL, 'D' },
-		{ "allow-unsigned", no_argument, NULL, 'U' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *keys[PUBKEYS_MAX];
-	struct media_trust trust = { keys, 0, 0, 0 };
+	struct import_args a;
 	struct media_import_result res;
 	struct rp_err err = { "" };
 	struct progress prog;
-	const char *tree = NULL, *mode = "auto";
-	int as_json = 0, quiet = 0, check = 0, c, rc;
-	char a[32], a2[64], list[512];
+	int rc = parse_import(argc, argv, &a);
 
-	while ((c = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'T': tree = optarg; break;
-		case 'C': check = 1; break;
-		case 'J': as_json = 1; break;
-		case 'G':
-			if (parse_progress("import", optarg, &mode))
-				return 2;
-			break;
-		case 'q': quiet = 1; mode = "none"; break;
-		case 'K':
-			if (trust.npubkeys == PUBKEYS_MAX)
-				return cmd_usage_error("import", "at most %d --pubkey", PUBKEYS_MAX);
-			keys[trust.npubkeys++] = optarg;
-			break;
-		case 'D': trust.allow_downgrade = 1; break;
-		case 'U': trust.allow_unsigned = 1; break;
-		case 'h': return fputs(import_usage, stdout), 0;
-		default: return fputs(import_usage, stderr), 2;
-		}
-	}
-	if (optind >= argc)
-		return cmd_usage_error("import", "expected at least one VOLUME");
-	if (check) {
-		if (tree)
-			return cmd_usage_error("import", "--check writes nothing: no --into");
-		if (trust.allow_downgrade || trust.allow_unsigned)
-			return cmd_usage_error("import", "--check compares with no tree: no "
-					       "--allow-downgrade or --allow-unsigned");
-		return import_check(argc, argv, optind, &trust, as_json, quiet, mode);
-	}
-	if (!tree)
-		return cmd_usage_error("import", "--into TREE is required");
-	progress_init(&prog, "importing", as_json ? "none" : mode);
-	rc = media_import(tree, (const char *const *)argv + optind, (size_t)(argc - optind), &trust,
-			  on_progress, &prog, &res, &err);
+	if (rc != CMD_GO)
+		return rc;
+	if (a.check)
+		return import_check(argc, argv, optind, &a.trust, a.as_json, a.quiet, a.mode);
+	progress_init(&prog, "importing", a.as_json ? "none" : a.mode);
+	rc = media_import(a.tree, (const char *const *)argv + optind, (size_t)(argc - optind),
+			  &a.trust, on_progress, &prog, &res, &err);
 	progress_end(&prog);
 	if (rc < 0)
 		return cmd_fail("import", &err);
-	if (as_json) {
-		json_t *imp = json_array(), *miss = json_array();
-		size_t i;
-
-		for (i = 0; i < res.nimported; i++)
-			json_array_append_new(imp, json_integer(res.imported[i]));
-		for (i = 0; i < res.nmissing; i++)
-			json_array_append_new(miss, json_integer(res.missing[i]));
-		print_json(json_pack("{s:s+, s:o, s:I, s:o, s:o, s:b, s:b, s:I, s:I, s:b, s:I, "
-				     "s:o}", "snapshot",
-				     "sha256:", res.snapshot_id, "base",
-				     digest_or_null(res.base_id), "volumes",
-				     (json_int_t)res.nvolumes, "imported", imp, "missing", miss,
-				     "published", res.published, "already", res.already,
-				     "files_copied", (json_int_t)res.files_copied, "bytes_copied",
-				     (json_int_t)res.bytes_copied, "signed", res.signed_ok,
-				     "release", (json_int_t)res.release, "replaced",
-				     res.replaced ? json_pack("{s:I, s:s+}", "release",
-							      (json_int_t)res.replaced, "snapshot",
-							      "sha256:", res.replaced_id)
-						  : json_null()));
-	} else if (!quiet) {
-		if (res.replaced)
-			fprintf(stderr, "regpress import: replaced release %" PRIu64 " (snapshot "
-				"sha256:%s) of '%s' by the older release %" PRIu64 " (--allow-"
-				"downgrade)\n", res.replaced, res.replaced_id, tree, res.release);
-		if (res.already) {
-			printf("'%s' is already at snapshot sha256:%s%s: nothing to import%s\n", tree,
-			       res.snapshot_id, trust_note(res.signed_ok, res.release, a2),
-			       res.signatures_added ? " but its signed files, now in place" : "");
-		} else {
-			list_u32(list, sizeof(list), res.imported, res.nimported);
-			printf("imported volume%s %s of %" PRIu32 " (%" PRIu64 " file%s, %s copied); ",
-			       res.nimported == 1 ? "" : "s", list, res.nvolumes, res.files_copied,
-			       res.files_copied == 1 ? "" : "s",
-			       progress_size(res.bytes_copied, a, sizeof(a)));
-			list_u32(list, sizeof(list), res.missing, res.nmissing);
-			if (res.published)
-				printf("published snapshot sha256:%s%s\n", res.snapshot_id,
-				       trust_note(res.signed_ok, res.release, a2));
-			else
-				printf("still missing: %s\n", list);
-		}
-	}
+	if (a.as_json)
+		import_json(&res);
+	else if (!a.quiet)
+		import_text(a.tree, &res);
 	media_import_result_free(&res);
 	return 0;
 }

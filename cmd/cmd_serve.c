@@ -1,42 +1,9 @@
-/* regpress serve: run lighttpd over a tree.
- *
- * usage: regpress serve TREE --cert FILE --key FILE [options]
- *
- * Serve the regpress tree TREE as a read-only OCI registry over HTTPS with lighttpd (>= 1.4.69,
- * with mod_openssl and mod_magnet). regpress writes lighttpd's configuration into a temporary
- * directory, runs `lighttpd -D` in the foreground, passes SIGINT, SIGTERM and SIGHUP on to it,
- * removes the directory when lighttpd exits and exits with lighttpd's status.
- *
- *   --cert FILE         PEM certificate (with its chain); clients need the host name or IP in
- *                       its subjectAltName
- *   --key FILE          PEM private key, unencrypted
- *   --listen ADDR:PORT  where to listen (default 0.0.0.0:5000); [::1]:5000 for IPv6, :PORT or
- *                       PORT for all IPv4 interfaces
- *   --access-log FILE   append an access log to FILE ('-': standard error)
- *   --htpasswd FILE     require HTTP basic authentication against FILE (user:hash lines, e.g.
- *                       from 'openssl passwd -5' or 'htpasswd -B'); read on every request
- *   --client-ca FILE    require a client certificate issued by a CA in FILE (mutual TLS)
- *   --user NAME         started as root: serve as NAME after binding (default www-data, else
- *                       nobody; 'root' keeps root). The tree, the htpasswd file and the runtime
- *                       directory must be readable by NAME; certificates are read before the
- *                       switch; a missing --access-log file is created for NAME. With the default user and a tree it cannot read, lighttpd stays
- *                       root and a warning says why.
- *   --group NAME        the group for --user (default: the user's)
- *   --workers N         lighttpd worker processes (server.max-worker); default one per online
- *                       CPU, at most SERVE_DEFAULT_MAX_WORKERS. Serving over TLS is CPU-bound
- *                       and one lighttpd process uses one core.
- *   --config-dir DIR    write lighttpd.conf, regpress.lua and errors/ into DIR and exit, for
- *                       running lighttpd yourself (lighttpd -D -f DIR/lighttpd.conf, systemd)
- *   --print-config      print the configuration and exit (its paths refer to --config-dir DIR,
- *                       or /etc/regpress)
- *   -h, --help          this help
+/* regpress serve: run lighttpd over a tree (usage_text says what it does and takes).
  *
  * lighttpd's connection and fd limits come from the open files limit (RLIMIT_NOFILE): regpress
- * raises its soft limit to min(65535, hard limit) first (as root it also tries to raise the hard
- * limit to 65535), and serve.c's serve_limits derives the rest from that.
- *
- * lighttpd is looked up as $REGPRESS_LIGHTTPD, then on PATH, then in /usr/sbin and /usr/local/sbin.
- */
+ * raises it first (raise_nofile), and serve.c's serve_limits derives the rest from that. Started
+ * as root, lighttpd binds the port and reads the keys as root, then switches to the serving user
+ * (choose_user picks and checks it). */
 #include "cmd.h"
 
 #include <errno.h>
@@ -60,25 +27,36 @@ static const char usage_text[] =
 	"usage: regpress serve TREE --cert FILE --key FILE [options]\n"
 	"\n"
 	"Serve the regpress tree TREE as a read-only OCI registry over HTTPS with lighttpd.\n"
-	"Runs lighttpd in the foreground until SIGINT/SIGTERM; exits with its status.\n"
+	"regpress writes lighttpd's configuration into a temporary directory, runs lighttpd in\n"
+	"the foreground until SIGINT/SIGTERM (passed on to it, as is SIGHUP), removes the\n"
+	"directory and exits with lighttpd's status.\n"
 	"\n"
 	"  --cert FILE         PEM certificate (with chain); host name/IP in subjectAltName\n"
 	"  --key FILE          PEM private key, unencrypted\n"
-	"  --listen ADDR:PORT  where to listen (default " SERVE_DEFAULT_LISTEN "); [::1]:5000 for IPv6\n"
+	"  --listen ADDR:PORT  where to listen (default " SERVE_DEFAULT_LISTEN "); [::1]:5000 for IPv6,\n"
+	"                      :PORT or PORT for all IPv4 interfaces\n"
 	"  --access-log FILE   append an access log to FILE ('-': standard error)\n"
-	"  --htpasswd FILE     require HTTP basic auth against FILE (user:hash lines)\n"
+	"  --htpasswd FILE     require HTTP basic auth against FILE (user:hash lines, e.g. from\n"
+	"                      'openssl passwd -5' or 'htpasswd -B'); read on every request\n"
 	"  --client-ca FILE    require client certificates issued by FILE's CAs (mutual TLS)\n"
-	"  --user NAME         when started as root, serve as NAME (default www-data or\n"
-	"                      nobody; 'root' keeps root)\n"
+	"  --user NAME         when started as root, serve as NAME after binding the port and\n"
+	"                      reading the keys (default www-data, else nobody; 'root' keeps\n"
+	"                      root). NAME must be able to read the tree and the htpasswd file;\n"
+	"                      if the default user cannot, lighttpd stays root with a warning.\n"
+	"                      A missing --access-log file is created for NAME\n"
 	"  --group NAME        group for --user (default: the user's)\n"
-	"  --workers N         lighttpd worker processes (default: one per CPU, at most 8)\n"
+	"  --workers N         lighttpd worker processes, 1 to " CMD_STR(SERVE_MAX_WORKERS) " (default: one per CPU,\n"
+	"                      at most " CMD_STR(SERVE_DEFAULT_MAX_WORKERS) "; TLS is CPU-bound and a worker uses one core)\n"
 	"  --config-dir DIR    write the lighttpd configuration and script into DIR and exit\n"
-	"  --print-config      print the lighttpd configuration and exit\n"
+	"                      (for lighttpd -D -f DIR/lighttpd.conf, or a systemd unit)\n"
+	"  --print-config      print the lighttpd configuration and exit (its paths refer to\n"
+	"                      --config-dir DIR, or " SERVE_DEFAULT_DIR ")\n"
 	"  -h, --help          show this help\n"
 	"\n"
 	"lighttpd (>= 1.4.69, mod_openssl, mod_magnet) is found as $REGPRESS_LIGHTTPD, on PATH,\n"
-	"or in /usr/sbin. Its connection limits follow from the open files limit (ulimit -Hn,\n"
-	"LimitNOFILE=): at most 65535 fds and a quarter as many connections per worker.\n";
+	"or in /usr/sbin, /usr/local/sbin, /sbin. Its connection limits follow from the open\n"
+	"files limit (ulimit -Hn, LimitNOFILE=): at most " CMD_STR(SERVE_MAX_FDS) " fds and a quarter as many\n"
+	"connections per worker.\n";
 
 static volatile sig_atomic_t child_pid;
 
@@ -286,163 +264,189 @@ static int choose_user(struct serve_opts *o, int explicit_user, struct rp_err *e
 	return 0;
 }
 
-int cmd_serve(int argc, char **argv)
-{
-	enum { OPT_CERT = 256, OPT_KEY, OPT_LISTEN, OPT_ACCESS_LOG, OPT_CONFIG_DIR, OPT_PRINT,
-	       OPT_HTPASSWD, OPT_CLIENT_CA, OPT_USER, OPT_GROUP, OPT_WORKERS };
-	static const struct option longopts[] = {
-		{ "cert", required_argument, NULL, OPT_CERT },
-		{ "key", required_argument, NULL, OPT_KEY },
-		{ "listen", required_argument, NULL, OPT_LISTEN },
-		{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
-		{ "config-dir", required_argument, NULL, OPT_CONFIG_DIR },
-		{ "print-config", no_argument, NULL, OPT_PRINT },
-		{ "htpasswd", required_argument, NULL, OPT_HTPASSWD },
-		{ "client-ca", required_argument, NULL, OPT_CLIENT_CA },
-		{ "user", required_argument, NULL, OPT_USER },
-		{ "group", required_argument, NULL, OPT_GROUP },
-		{ "workers", required_argument, NULL, OPT_WORKERS },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct serve_opts o = { 0 };
-	struct rp_err err = { { 0 } };
-	const char *config_dir = NULL;
-	char tmpl[4096], *dir = NULL, *conf_path = NULL, *conf = NULL, *lighttpd = NULL;
-	const char *tmp;
-	int c, print = 0, ret = 1;
+enum { OPT_CERT = 256, OPT_KEY, OPT_LISTEN, OPT_ACCESS_LOG, OPT_CONFIG_DIR, OPT_PRINT,
+       OPT_HTPASSWD, OPT_CLIENT_CA, OPT_USER, OPT_GROUP, OPT_WORKERS };
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (c) {
-		case OPT_CERT:
-			o.cert = optarg;
-			break;
-		case OPT_KEY:
-			o.key = optarg;
-			break;
-		case OPT_LISTEN:
-			o.listen = optarg;
-			break;
-		case OPT_ACCESS_LOG:
-			o.access_log = optarg;
-			break;
-		case OPT_CONFIG_DIR:
-			config_dir = optarg;
-			break;
-		case OPT_PRINT:
-			print = 1;
-			break;
-		case OPT_HTPASSWD:
-			o.htpasswd = optarg;
-			break;
-		case OPT_CLIENT_CA:
-			o.client_ca = optarg;
-			break;
-		case OPT_USER:
-			o.user = optarg;
-			break;
-		case OPT_GROUP:
-			o.group = optarg;
-			break;
-		case OPT_WORKERS:
-			if (cmd_parse_int(optarg, 1, SERVE_MAX_WORKERS, &o.workers) < 0)
-				return cmd_usage_error("serve", "--workers wants 1 to %d",
-						       SERVE_MAX_WORKERS);
-			break;
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		default:
-			return cmd_usage_error("serve", "bad option");
-		}
+static const struct option serve_longopts[] = {
+	{ "cert", required_argument, NULL, OPT_CERT },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
+	{ "config-dir", required_argument, NULL, OPT_CONFIG_DIR },
+	{ "print-config", no_argument, NULL, OPT_PRINT },
+	{ "htpasswd", required_argument, NULL, OPT_HTPASSWD },
+	{ "client-ca", required_argument, NULL, OPT_CLIENT_CA },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "group", required_argument, NULL, OPT_GROUP },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct serve_args {
+	struct serve_opts o;
+	const char *config_dir;
+	int print;
+};
+
+static int serve_option(int c, struct serve_args *a, char **argv)
+{
+	switch (c) {
+	case OPT_CERT: a->o.cert = optarg; break;
+	case OPT_KEY: a->o.key = optarg; break;
+	case OPT_LISTEN: a->o.listen = optarg; break;
+	case OPT_ACCESS_LOG: a->o.access_log = optarg; break;
+	case OPT_CONFIG_DIR: a->config_dir = optarg; break;
+	case OPT_PRINT: a->print = 1; break;
+	case OPT_HTPASSWD: a->o.htpasswd = optarg; break;
+	case OPT_CLIENT_CA: a->o.client_ca = optarg; break;
+	case OPT_USER: a->o.user = optarg; break;
+	case OPT_GROUP: a->o.group = optarg; break;
+	case OPT_WORKERS:
+		if (cmd_parse_int(optarg, 1, SERVE_MAX_WORKERS, &a->o.workers) < 0)
+			return cmd_usage_error("serve", "--workers wants 1 to %d", SERVE_MAX_WORKERS);
+		break;
+	case 'h': return fputs(usage_text, stdout), 0;
+	default: return cmd_bad_option("serve", c, argv, serve_longopts);
 	}
+	return CMD_GO;
+}
+
+/* The options, TREE, and what they say together; the default number of workers. */
+static int parse_serve(int argc, char **argv, struct serve_args *a)
+{
+	struct rp_err err = { { 0 } };
+	struct serve_listen l;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	int c, rc = CMD_GO;
+
+	memset(a, 0, sizeof(*a));
+	while (rc == CMD_GO && (c = getopt_long(argc, argv, ":h", serve_longopts, NULL)) != -1)
+		rc = serve_option(c, a, argv);
+	if (rc != CMD_GO)
+		return rc;
 	if (optind != argc - 1)
 		return cmd_usage_error("serve", optind < argc ? "exactly one TREE expected"
 							      : "no TREE given");
-	o.tree = argv[optind];
-	if (!o.workers) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
-		o.workers = cpus < 1 ? 1 : cpus > SERVE_DEFAULT_MAX_WORKERS ? SERVE_DEFAULT_MAX_WORKERS
-									  : (int)cpus;
-	}
-	if (!o.cert || !o.key)
+	a->o.tree = argv[optind];
+	if (!a->o.workers)
+		a->o.workers = cpus < 1 ? 1 : cpus > SERVE_DEFAULT_MAX_WORKERS
+						      ? SERVE_DEFAULT_MAX_WORKERS : (int)cpus;
+	if (!a->o.cert || !a->o.key)
 		return cmd_usage_error("serve", "--cert and --key are required");
-	if (o.listen) {
-		struct serve_listen l;
-
-		if (serve_parse_listen(o.listen, &l, &err) < 0)
-			return cmd_usage_error("serve", "%s", err.msg);
-	}
-	if (o.group && !o.user)
+	if (a->o.listen && serve_parse_listen(a->o.listen, &l, &err) < 0)
+		return cmd_usage_error("serve", "%s", err.msg);
+	if (a->o.group && !a->o.user)
 		return cmd_usage_error("serve", "--group needs --user");
-	if (serve_check(&o, &err) < 0)
+	return CMD_GO;
+}
+
+/* --print-config and --config-dir: a configuration for later, written as asked, for whoever runs
+ * lighttpd. */
+static int write_config(struct serve_args *a, struct rp_err *err)
+{
+	char *conf = NULL;
+
+	if (a->o.user && !strcmp(a->o.user, "root")) {
+		a->o.user = NULL;
+		a->o.group = NULL;
+	}
+	if (a->config_dir && serve_write_dir(&a->o, a->config_dir, NULL, err) < 0)
+		return -1;
+	if (!a->print)
+		return 0;
+	if (serve_config(&a->o, a->config_dir ? a->config_dir : SERVE_DEFAULT_DIR, &conf, err) < 0)
+		return -1;
+	fputs(conf, stdout);
+	free(conf);
+	return 0;
+}
+
+/* A runtime directory lighttpd can read after switching user (it reads the script and the
+ * error files per request); *dir is malloc'd. */
+static int make_runtime_dir(const struct serve_opts *o, char **dir, struct rp_err *err)
+{
+	const char *tmp = getenv("TMPDIR");
+	struct rp_err ignored;
+
+	if (asprintf(dir, "%s/regpress-serve.XXXXXX", tmp && *tmp ? tmp : "/tmp") < 0) {
+		*dir = NULL;
+		return rp_errf(err, "out of memory");
+	}
+	if (!mkdtemp(*dir))
+		return rp_errno(err, "mkdtemp %s", *dir);
+	if (!o->user)
+		return 0;
+	if (chmod(*dir, 0755) < 0)
+		rp_errno(err, "chmod %s", *dir);
+	else if (serve_check_access(*dir, serve_uid, serve_gid, err) < 0)
+		rp_err_prefix(err, "runtime directory (set TMPDIR) for user %s", o->user);
+	else
+		return 0;
+	rp_rmtree(*dir, &ignored);
+	return -1;
+}
+
+/* The one line a user starting serve wants: where to point clients, and as whom lighttpd runs. */
+static void say_serving(const struct serve_opts *o)
+{
+	struct serve_listen l;
+	struct rp_err err = { { 0 } };
+	const struct passwd *pw = o->user ? NULL : getpwuid(geteuid());
+	char uid[32];
+
+	if (serve_parse_listen(o->listen ? o->listen : SERVE_DEFAULT_LISTEN, &l, &err) < 0)
+		return;
+	snprintf(uid, sizeof(uid), "uid %u", (unsigned)geteuid());
+	fprintf(stderr, "regpress serve: serving %s at https://%s%s%s:%u/v2/ (lighttpd as %s)\n",
+		o->tree, l.ipv6 ? "[" : "", l.host, l.ipv6 ? "]" : "", l.port,
+		o->user ? o->user : pw ? pw->pw_name : uid);
+}
+
+/* Run lighttpd in the foreground over a fresh runtime directory, removed afterwards. */
+static int run_serve(struct serve_opts *o, struct rp_err *err)
+{
+	char *lighttpd = find_lighttpd(), *dir = NULL, *conf_path = NULL;
+	struct rp_err ignored;
+	int rc = -1;
+
+	if (!lighttpd)
+		return rp_errf(err, "lighttpd not found on PATH or in /usr/sbin (install lighttpd, "
+			       "lighttpd-mod-openssl and lighttpd-modules-lua)");
+	if (choose_user(o, o->user != NULL, err) < 0 || make_runtime_dir(o, &dir, err) < 0)
+		goto out;
+	if (o->user && o->access_log && !strcmp(o->access_log, "-"))
+		o->log_fd = SERVE_LOG_FD;
+	if (serve_write_dir(o, dir, &conf_path, err) == 0) {
+		say_serving(o);
+		rc = run_lighttpd(lighttpd, conf_path, o->log_fd, err);
+	}
+	/* A failure to clean up is reported only when nothing failed before it. */
+	if (rp_rmtree(dir, rc == 0 ? err : &ignored) < 0)
+		rc = -1;
+out:
+	free(conf_path);
+	free(dir);
+	free(lighttpd);
+	return rc;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct serve_args a;
+	struct rp_err err = { { 0 } };
+	int rc = parse_serve(argc, argv, &a);
+
+	if (rc != CMD_GO)
+		return rc;
+	if (serve_check(&a.o, &err) < 0)
 		return cmd_fail("serve", &err);
 	/* Before the configuration is written: its limits follow from the result (also for
 	 * --print-config, which then shows what a run here would use). */
 	raise_nofile();
-
-	if (print || config_dir) {
-		/* A configuration for later: written as asked, for whoever runs lighttpd. */
-		if (o.user && !strcmp(o.user, "root")) {
-			o.user = NULL;
-			o.group = NULL;
-		}
-		if (config_dir && serve_write_dir(&o, config_dir, NULL, &err) < 0)
-			return cmd_fail("serve", &err);
-		if (print) {
-			if (serve_config(&o, config_dir ? config_dir : SERVE_DEFAULT_DIR, &conf,
-					 &err) < 0)
-				return cmd_fail("serve", &err);
-			fputs(conf, stdout);
-			free(conf);
-			if (fflush(stdout) != 0)
-				return 1;
-		}
-		return 0;
-	}
-
-	lighttpd = find_lighttpd();
-	if (!lighttpd) {
-		rp_errf(&err, "lighttpd not found on PATH or in /usr/sbin (install lighttpd, "
-			      "lighttpd-mod-openssl and lighttpd-modules-lua)");
-		return cmd_fail("serve", &err);
-	}
-	tmp = getenv("TMPDIR");
-	snprintf(tmpl, sizeof(tmpl), "%s/regpress-serve.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	if (choose_user(&o, o.user != NULL, &err) < 0) {
-		free(lighttpd);
-		return cmd_fail("serve", &err);
-	}
-	dir = mkdtemp(tmpl);
-	if (!dir) {
-		rp_errno(&err, "mkdtemp %s", tmpl);
-		free(lighttpd);
-		return cmd_fail("serve", &err);
-	}
-	if (o.user && o.access_log && !strcmp(o.access_log, "-"))
-		o.log_fd = SERVE_LOG_FD;
-	/* lighttpd reads the script and the error files per request, after switching user. */
-	if (o.user && (chmod(dir, 0755) < 0 ? rp_errno(&err, "chmod %s", dir)
-		       : serve_check_access(dir, serve_uid, serve_gid, &err) < 0
-			       ? rp_err_prefix(&err, "runtime directory (set TMPDIR) for user %s",
-					       o.user)
-			       : 0) < 0) {
-		struct rp_err ignored;
-
-		rp_rmtree(dir, &ignored);
-		free(lighttpd);
-		return cmd_fail("serve", &err);
-	}
-	if (serve_write_dir(&o, dir, &conf_path, &err) < 0 ||
-	    run_lighttpd(lighttpd, conf_path, o.log_fd, &err) < 0)
-		ret = cmd_fail("serve", &err);
+	if (a.print || a.config_dir)
+		rc = write_config(&a, &err);
 	else
-		ret = 0;
-	if (rp_rmtree(dir, &err) < 0 && ret == 0)
-		ret = cmd_fail("serve", &err);
-	free(conf_path);
-	free(lighttpd);
-	return ret;
+		rc = run_serve(&a.o, &err);
+	return rc < 0 ? cmd_fail("serve", &err) : 0;
 }

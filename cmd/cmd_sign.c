@@ -185,7 +185,7 @@ int cmd_keygen(int argc, char **argv)
 	char *sec = NULL, *pub = NULL, pass[PASS_MAX] = "";
 	int no_pass = 0, rc = 1, c, r;
 
-	while ((c = getopt_long(argc, argv, "nh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":nh", longopts, NULL)) != -1) {
 		if (c == 'n')
 			no_pass = 1;
 		else if (c == 'P')
@@ -193,7 +193,7 @@ int cmd_keygen(int argc, char **argv)
 		else if (c == 'h')
 			return fputs(keygen_usage, stdout), 0;
 		else
-			return cmd_usage_error("keygen", "unknown option");
+			return cmd_bad_option("keygen", c, argv, longopts);
 	}
 	if (optind != argc - 1)
 		return cmd_usage_error("keygen", "expected one PREFIX");

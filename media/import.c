@@ -600,17 +600,44 @@ out:
 	return rc;
 }
 
+/* One progress over the two passes of an import of ISO images: extracting the images, then
+ * verifying (and copying) what was extracted. Each pass counts from 0 to its own total, so the
+ * line would run to 100% and start again; here the extraction is the first part of one total,
+ * and the verification, whose total is known only once the extracted manifests are read, is
+ * taken to be about as large as the extraction until then. */
+struct span {
+	media_progress_fn fn;
+	void *ctx;
+	uint64_t extracted; /* the images' bytes, all extracted once the second pass runs */
+};
+
+static void span_extract(void *ctx, uint64_t done, uint64_t total)
+{
+	struct span *s = ctx;
+
+	s->extracted = total;
+	s->fn(s->ctx, done, 2 * total);
+}
+
+static void span_verify(void *ctx, uint64_t done, uint64_t total)
+{
+	struct span *s = ctx;
+
+	s->fn(s->ctx, s->extracted + done, s->extracted + total);
+}
+
 int media_import(const char *tree, const char *const *paths, size_t n,
 		 const struct media_trust *trust, media_progress_fn progress, void *ctx,
 		 struct media_import_result *r, struct rp_err *err)
 {
+	struct span span = { progress, ctx, 0 };
 	struct volume_dirs vd;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	if (volume_dirs_open(paths, n, progress, ctx, &vd, err) < 0)
+	if (volume_dirs_open(paths, n, progress ? span_extract : NULL, &span, &vd, err) < 0)
 		return -1;
-	rc = import_dirs(tree, vd.dirs, n, trust, progress, ctx, r, err);
+	rc = import_dirs(tree, vd.dirs, n, trust, progress ? span_verify : NULL, &span, r, err);
 	if (rc < 0)
 		volume_dirs_err(&vd, paths, err);
 	volume_dirs_free(&vd);

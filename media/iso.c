@@ -116,15 +116,166 @@ static const char *iso_rel(const char *name)
 	return name;
 }
 
+/* ---- what a file that is not an ISO image is ---- */
+
+/* A tar header's checksum (the sum of its bytes, the checksum field taken as spaces) matches:
+ * a tar archive, with or without the ustar magic. */
+static int tar_header(const unsigned char *h, size_t n)
+{
+	unsigned long sum = 0, want;
+	char field[9], *end;
+	size_t i;
+
+	if (n < 512)
+		return 0;
+	if (!memcmp(h + 257, "ustar", 5))
+		return 1;
+	for (i = 0; i < 512; i++)
+		sum += i >= 148 && i < 156 ? ' ' : h[i];
+	memcpy(field, h + 148, 8);
+	field[8] = '\0';
+	want = strtoul(field, &end, 8);
+	return end != field && want == sum && h[0];
+}
+
+/* What the first bytes of a file given as a volume say it is, for a message: NULL if nothing
+ * regpress knows. A tarball is the likeliest mistake (it goes to build, not import). */
+static const char *file_kind(const unsigned char *h, size_t n)
+{
+	static const struct {
+		const char *magic;
+		size_t len;
+		const char *what;
+	} kinds[] = {
+		{ "PK\x03\x04", 4, "a ZIP archive" },
+		{ "PK\x05\x06", 4, "a ZIP archive" },
+		{ "PK\x07\x08", 4, "a ZIP archive" },
+		{ "\x1f\x8b", 2, "a gzip-compressed file (regpress import takes volumes written by "
+				 "regpress media; a compressed tarball goes to regpress build)" },
+		{ "\x28\xb5\x2f\xfd", 4, "a zstd-compressed file (regpress import takes volumes "
+					 "written by regpress media; a compressed tarball goes to "
+					 "regpress build)" },
+		{ "\xfd" "7zXZ", 6, "an xz-compressed file (regpress import takes volumes written by "
+				   "regpress media; a compressed tarball goes to regpress build)" },
+		{ "BZh", 3, "a bzip2-compressed file (regpress import takes volumes written by "
+			    "regpress media; a compressed tarball goes to regpress build)" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (n >= kinds[i].len && !memcmp(h, kinds[i].magic, kinds[i].len))
+			return kinds[i].what;
+	if (tar_header(h, n))
+		return "a tar archive (regpress import takes volumes written by regpress media; a "
+		       "tarball goes to regpress build)";
+	return NULL;
+}
+
+/* The message for a file libarchive does not take for an ISO image: what it is instead, when
+ * regpress can tell, else libarchive's reason. */
+static int not_an_image(int fd, const char *iso, struct archive *a, struct rp_err *err)
+{
+	unsigned char head[512];
+	ssize_t n = pread(fd, head, sizeof(head), 0);
+	const char *what = n > 0 ? file_kind(head, (size_t)n) : NULL;
+
+	if (what)
+		return rp_errf(err, "'%s': not a volume directory or ISO image: %s", iso, what);
+	return rp_errf(err, "'%s': not a volume directory or ISO image (%s)", iso,
+		       archive_error_string(a));
+}
+
+/* ---- extracting an image ---- */
+
+struct extract {
+	const char *iso, *dir;
+	struct archive *a;
+	struct copier *c;
+	uint64_t budget; /* file data the image can still honestly hold: its size, less what came */
+	char *path;	 /* the current entry's path under dir */
+};
+
+/* Copy the current entry's size bytes into out, counting them for progress. */
+static int extract_data(struct extract *x, int out, const char *rel, int64_t size,
+			struct rp_err *err)
+{
+	int64_t left;
+
+	for (left = size; left > 0;) {
+		la_ssize_t n = archive_read_data(x->a, x->c->buf, COPY_BUF);
+
+		if (n < 0)
+			return rp_errf(err, "'%s': cannot read entry '%s': %s", x->iso, rel,
+				       archive_error_string(x->a));
+		if (n == 0 || n > left)
+			return rp_errf(err, "'%s': entry '%s' is not the %" PRId64 " bytes it claims",
+				       x->iso, rel, size);
+		if (rp_write_all(out, x->path, x->c->buf, (size_t)n, err) < 0)
+			return -1;
+		left -= n;
+		x->c->done += (uint64_t)n;
+		if (x->c->progress)
+			x->c->progress(x->c->ctx, x->c->done, x->c->total);
+	}
+	return 0;
+}
+
+/* A regular file entry: within the budget, created new (never over an entry of the same name),
+ * its directories made first. */
+static int extract_file(struct extract *x, const char *rel, int64_t size, struct rp_err *err)
+{
+	char *slash = strrchr(x->path, '/');
+	int out, r;
+
+	if (size < 0 || (uint64_t)size > x->budget)
+		return rp_errf(err, "'%s': entry '%s' claims more data than the image holds", x->iso,
+			       rel);
+	x->budget -= (uint64_t)size;
+	*slash = '\0';
+	r = rp_mkdirs(x->path, err);
+	*slash = '/';
+	if (r < 0)
+		return -1;
+	out = open(x->path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (out < 0 && errno == EEXIST)
+		return rp_errf(err, "'%s': entry '%s' appears twice", x->iso, rel);
+	if (out < 0)
+		return rp_errno(err, "cannot create '%s'", x->path);
+	r = extract_data(x, out, rel, size, err);
+	if (close(out) < 0 && r == 0)
+		r = rp_errno(err, "cannot write '%s'", x->path);
+	return r;
+}
+
+/* One entry: only directories and regular files with plain relative names. */
+static int extract_entry(struct extract *x, struct archive_entry *e, struct rp_err *err)
+{
+	const char *name = archive_entry_pathname(e), *rel = name ? iso_rel(name) : NULL;
+	mode_t type = archive_entry_filetype(e);
+
+	if (!rel)
+		return rp_errf(err, "'%s': entry '%s' is not a plain relative path", x->iso,
+			       name ? name : "");
+	if (archive_entry_hardlink(e) || (type != AE_IFDIR && type != AE_IFREG))
+		return rp_errf(err, "'%s': entry '%s' is a link or a special file (a volume holds "
+			       "only files and directories)", x->iso, rel);
+	if (!*rel)
+		return 0;
+	free(x->path);
+	if (!(x->path = media_path2(x->dir, rel)))
+		return rp_errf(err, "out of memory");
+	if (type == AE_IFDIR)
+		return rp_mkdirs(x->path, err);
+	return extract_file(x, rel, archive_entry_size(e), err);
+}
+
 /* Extract the ISO image iso into the existing, empty directory dir. */
 static int iso_extract(const char *iso, const char *dir, struct copier *c, struct rp_err *err)
 {
-	struct archive *a = NULL;
+	struct extract x = { iso, dir, NULL, c, 0, NULL };
 	struct archive_entry *e;
 	struct stat st;
-	uint64_t budget;
-	char *path = NULL;
-	int fd, out = -1, r, rc = -1;
+	int fd, r, rc = -1;
 
 	fd = open(iso, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -133,109 +284,29 @@ static int iso_extract(const char *iso, const char *dir, struct copier *c, struc
 		rp_errno(err, "cannot read '%s'", iso);
 		goto out;
 	}
-	budget = (uint64_t)st.st_size;
-	a = archive_read_new();
-	if (!a || archive_read_support_format_iso9660(a) != ARCHIVE_OK) {
+	x.budget = (uint64_t)st.st_size;
+	x.a = archive_read_new();
+	if (!x.a || archive_read_support_format_iso9660(x.a) != ARCHIVE_OK) {
 		rp_errf(err, "out of memory");
 		goto out;
 	}
-	if (archive_read_open_fd(a, fd, 64 * 1024) != ARCHIVE_OK) {
-		rp_errf(err, "'%s': not a volume directory or ISO image (%s)", iso,
-			archive_error_string(a));
+	if (archive_read_open_fd(x.a, fd, 64 * 1024) != ARCHIVE_OK) {
+		not_an_image(fd, iso, x.a, err);
 		goto out;
 	}
-	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-		const char *name = archive_entry_pathname(e), *rel = name ? iso_rel(name) : NULL;
-		mode_t type = archive_entry_filetype(e);
-		int64_t size = archive_entry_size(e), left;
-
-		if (!rel) {
-			rp_errf(err, "'%s': entry '%s' is not a plain relative path", iso,
-				name ? name : "");
+	while ((r = archive_read_next_header(x.a, &e)) == ARCHIVE_OK)
+		if (extract_entry(&x, e, err) < 0)
 			goto out;
-		}
-		if (archive_entry_hardlink(e) || (type != AE_IFDIR && type != AE_IFREG)) {
-			rp_errf(err, "'%s': entry '%s' is a link or a special file (a volume holds "
-				"only files and directories)", iso, rel);
-			goto out;
-		}
-		if (!*rel)
-			continue;
-		free(path);
-		path = media_path2(dir, rel);
-		if (!path) {
-			rp_errf(err, "out of memory");
-			goto out;
-		}
-		if (type == AE_IFDIR) {
-			if (rp_mkdirs(path, err) < 0)
-				goto out;
-			continue;
-		}
-		if (size < 0 || (uint64_t)size > budget) {
-			rp_errf(err, "'%s': entry '%s' claims more data than the image holds", iso, rel);
-			goto out;
-		}
-		budget -= (uint64_t)size;
-		{
-			char *slash = strrchr(path, '/');
-
-			*slash = '\0';
-			r = rp_mkdirs(path, err);
-			*slash = '/';
-			if (r < 0)
-				goto out;
-		}
-		out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-		if (out < 0) {
-			if (errno == EEXIST)
-				rp_errf(err, "'%s': entry '%s' appears twice", iso, rel);
-			else
-				rp_errno(err, "cannot create '%s'", path);
-			goto out;
-		}
-		for (left = size; left > 0;) {
-			la_ssize_t n = archive_read_data(a, c->buf, COPY_BUF);
-
-			if (n < 0) {
-				rp_errf(err, "'%s': cannot read entry '%s': %s", iso, rel,
-					archive_error_string(a));
-				goto out;
-			}
-			if (n == 0 || n > left) {
-				rp_errf(err, "'%s': entry '%s' is not the %" PRId64 " bytes it claims",
-					iso, rel, size);
-				goto out;
-			}
-			if (rp_write_all(out, path, c->buf, (size_t)n, err) < 0)
-				goto out;
-			left -= n;
-			c->done += (uint64_t)n;
-			if (c->progress)
-				c->progress(c->ctx, c->done, c->total);
-		}
-		if (close(out) < 0) {
-			out = -1;
-			rp_errno(err, "cannot write '%s'", path);
-			goto out;
-		}
-		out = -1;
-	}
-	if (r != ARCHIVE_EOF) {
-		if (archive_format(a) == 0) /* not even the volume descriptors were read */
-			rp_errf(err, "'%s': not a volume directory or ISO image (%s)", iso,
-				archive_error_string(a));
-		else
-			rp_errf(err, "'%s': damaged ISO image (%s)", iso, archive_error_string(a));
-		goto out;
-	}
-	rc = 0;
+	if (r != ARCHIVE_EOF && archive_format(x.a) == 0) /* not even the descriptors were read */
+		not_an_image(fd, iso, x.a, err);
+	else if (r != ARCHIVE_EOF)
+		rp_errf(err, "'%s': damaged ISO image (%s)", iso, archive_error_string(x.a));
+	else
+		rc = 0;
 out:
-	if (out >= 0)
-		close(out);
-	free(path);
-	if (a)
-		archive_read_free(a);
+	free(x.path);
+	if (x.a)
+		archive_read_free(x.a);
 	close(fd);
 	return rc;
 }

@@ -24,10 +24,72 @@ static const struct {
 	{ "bd-dl", 50050629632ull },
 };
 
+/* The most digits a fraction may have: far more than any size needs, and a bound on the work. */
+#define FRACTION_MAX 32
+
+/* floor(0.<digits> * 2^shift), exactly: the decimal fraction doubled shift times, each doubling's
+ * carry out of the first digit adding to the whole bytes (no floating point, so 4.7G is the
+ * same number of bytes everywhere). */
+static uint64_t fraction_bytes(const char *digits, size_t n, unsigned shift)
+{
+	unsigned char d[FRACTION_MAX];
+	uint64_t whole = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		d[i] = (unsigned char)(digits[i] - '0');
+	while (shift--) {
+		unsigned carry = 0;
+
+		for (i = n; i-- > 0;) {
+			unsigned v = d[i] * 2u + carry;
+
+			d[i] = (unsigned char)(v % 10);
+			carry = v / 10;
+		}
+		whole = whole * 2 + carry;
+	}
+	return whole;
+}
+
+/* "4.7G": whole units, an optional decimal fraction (only with a unit: bytes are whole), and
+ * K, M or G as 2^10, 2^20, 2^30; rounded down to whole bytes. */
+static int parse_bytes(const char *s, uint64_t *bytes)
+{
+	const char *frac = NULL;
+	char *end;
+	size_t nfrac = 0;
+	unsigned shift = 0;
+	uint64_t v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || !isdigit((unsigned char)s[0]))
+		return -1;
+	if (*end == '.') {
+		frac = ++end;
+		while (isdigit((unsigned char)*end))
+			end++;
+		nfrac = (size_t)(end - frac);
+		if (nfrac == 0 || nfrac > FRACTION_MAX)
+			return -1;
+	}
+	switch (*end) {
+	case '\0': break;
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	default: return -1;
+	}
+	if ((*end && end[1]) || (frac && !shift) || v > UINT64_MAX >> shift)
+		return -1;
+	/* v << shift leaves the low shift bits clear, and the fraction is below 1 << shift. */
+	*bytes = (v << shift) + (frac ? fraction_bytes(frac, nfrac, shift) : 0);
+	return *bytes ? 0 : -1;
+}
+
 int media_parse_size(const char *s, uint64_t *bytes, struct rp_err *err)
 {
-	uint64_t v, mult = 1;
-	char *end;
 	size_t i;
 
 	for (i = 0; i < sizeof(media_kinds) / sizeof(media_kinds[0]); i++)
@@ -35,29 +97,10 @@ int media_parse_size(const char *s, uint64_t *bytes, struct rp_err *err)
 			*bytes = media_kinds[i].bytes;
 			return 0;
 		}
-	if (!isdigit((unsigned char)s[0]))
-		goto bad;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		goto bad;
-	if (*end) {
-		switch (*end) {
-		case 'k': case 'K': mult = 1ull << 10; break;
-		case 'm': case 'M': mult = 1ull << 20; break;
-		case 'g': case 'G': mult = 1ull << 30; break;
-		default: goto bad;
-		}
-		if (end[1])
-			goto bad;
-	}
-	if (v == 0 || v > UINT64_MAX / mult)
-		goto bad;
-	*bytes = v * mult;
-	return 0;
-bad:
+	if (parse_bytes(s, bytes) == 0)
+		return 0;
 	return rp_errf(err, "'%s': not a medium size (dvd, dvd-dl, bd, bd-dl, or bytes with an "
-		       "optional K, M or G)", s);
+		       "optional K, M or G: 300K, 4480M, 4.7G)", s);
 }
 
 static uint64_t round_up(uint64_t v, uint64_t a)

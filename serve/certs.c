@@ -305,8 +305,9 @@ static int check_opts(const struct serve_certs_opts *o, struct rp_err *err)
 		return rp_errf(err, "reusing a CA needs both its certificate and its key");
 	if (o->rsa_bits && o->rsa_bits != 2048 && o->rsa_bits != 3072 && o->rsa_bits != 4096)
 		return rp_errf(err, "RSA key size %d: use 2048, 3072 or 4096", o->rsa_bits);
-	if (o->days < 0 || o->days > 36500 || o->ca_days < 0 || o->ca_days > 36500)
-		return rp_errf(err, "validity must be 1 to 36500 days");
+	if (o->days < 0 || o->days > SERVE_CERTS_MAX_DAYS || o->ca_days < 0 ||
+	    o->ca_days > SERVE_CERTS_MAX_DAYS)
+		return rp_errf(err, "validity must be 1 to %d days", SERVE_CERTS_MAX_DAYS);
 	for (i = 0; i < o->nhosts; i++)
 		if (!serve_certs_host_valid(o->hosts[i]) && !serve_certs_is_ip(o->hosts[i]))
 			return rp_errf(err, "host %s: neither a DNS name nor an IP address",
@@ -319,100 +320,116 @@ static int check_opts(const struct serve_certs_opts *o, struct rp_err *err)
 	return 0;
 }
 
-int serve_certs(const struct serve_certs_opts *o, struct rp_err *err)
+/* Is o->ca_cert the CA already in the output directory? Then it stays as it is. */
+static int same_ca(const struct serve_certs_opts *o, struct rp_err *err)
+{
+	char *mine, *a, *b;
+	int same;
+
+	if (!o->ca_cert)
+		return 0;
+	if (!(mine = rp_join(o->dir, "ca.crt")))
+		return rp_errf(err, "out of memory");
+	a = realpath(mine, NULL);
+	b = realpath(o->ca_cert, NULL);
+	same = a && b && !strcmp(a, b);
+	free(a);
+	free(b);
+	free(mine);
+	return same;
+}
+
+/* Refuse before making anything, so a refusal leaves the directory as it was. */
+static int refuse_existing(const struct serve_certs_opts *o, int keep_ca, struct rp_err *err)
 {
 	static const char *const names[] = { "ca.crt", "ca.key", "server.crt", "server.key",
 					     "client.crt", "client.key" };
-	const int ca_nids[] = { NID_basic_constraints, NID_key_usage, NID_subject_key_identifier,
-				NID_authority_key_identifier, 0 };
-	const char *const ca_vals[] = { "critical,CA:TRUE", "critical,keyCertSign,cRLSign", "hash",
-					"keyid:always" };
-	int srv_nids[] = { NID_basic_constraints, NID_key_usage, NID_ext_key_usage,
-			   NID_subject_alt_name, NID_subject_key_identifier,
-			   NID_authority_key_identifier, 0 };
-	const char *srv_vals[6];
-	const int cli_nids[] = { NID_basic_constraints, NID_key_usage, NID_ext_key_usage,
-				 NID_subject_key_identifier, NID_authority_key_identifier, 0 };
-	const char *cli_vals[5];
-	const char *usage = o->rsa_bits ? "critical,digitalSignature,keyEncipherment"
-					: "critical,digitalSignature";
-	EVP_PKEY *cakey = NULL, *skey = NULL, *ckey = NULL;
-	X509 *ca = NULL, *srv = NULL, *cli = NULL;
-	char *san = NULL, cacn[320], *path;
-	int days = o->days ? o->days : SERVE_CERTS_DAYS;
-	int ca_days = o->ca_days ? o->ca_days : SERVE_CERTS_CA_DAYS;
-	int ret = -1, same_ca = 0;
 	size_t i;
 
-	if (check_opts(o, err) < 0)
-		return -1;
-	if (rp_mkdirs(o->dir, err) < 0)
-		return -1;
-	/* Reusing the CA already in the output directory: it stays as it is. */
-	if (o->ca_cert) {
-		char *mine = rp_join(o->dir, "ca.crt"), *a = NULL, *b = NULL;
-
-		if (!mine)
-			return rp_errf(err, "out of memory");
-		a = realpath(mine, NULL);
-		b = realpath(o->ca_cert, NULL);
-		same_ca = a && b && !strcmp(a, b);
-		free(a);
-		free(b);
-		free(mine);
-	}
-	/* Refuse before making anything, so a refusal leaves the directory as it was. */
 	for (i = 0; i < sizeof(names) / sizeof(names[0]) && !o->force; i++) {
-		if ((i == 1 && o->ca_cert) || (i == 0 && same_ca))
+		char *path;
+		int exists;
+
+		if ((i == 1 && o->ca_cert) || (i == 0 && keep_ca) || (i >= 4 && !o->client))
 			continue;
-		if (i >= 4 && !o->client)
-			continue;
-		path = rp_join(o->dir, names[i]);
-		if (!path)
+		if (!(path = rp_join(o->dir, names[i])))
 			return rp_errf(err, "out of memory");
-		if (access(path, F_OK) == 0) {
+		exists = access(path, F_OK) == 0;
+		if (exists)
 			rp_errf(err, "%s exists (--force replaces it)", path);
-			free(path);
-			return -1;
-		}
 		free(path);
+		if (exists)
+			return -1;
 	}
+	return 0;
+}
+
+/* The CA: the one given, or a new one named after the server. */
+static int get_ca(const struct serve_certs_opts *o, X509 **ca, EVP_PKEY **cakey,
+		  struct rp_err *err)
+{
+	static const int nids[] = { NID_basic_constraints, NID_key_usage,
+				    NID_subject_key_identifier, NID_authority_key_identifier, 0 };
+	static const char *const vals[] = { "critical,CA:TRUE", "critical,keyCertSign,cRLSign",
+					    "hash", "keyid:always" };
+	char cn[320];
+
+	if (o->ca_cert)
+		return load_ca(o->ca_cert, o->ca_key, ca, cakey, err);
+	snprintf(cn, sizeof(cn), "regpress CA %s", o->nhosts ? o->hosts[0] : o->ips[0]);
+	if (!(*cakey = new_key(o->rsa_bits, err)))
+		return -1;
+	*ca = make_cert(*cakey, cn, NULL, NULL, o->ca_days ? o->ca_days : SERVE_CERTS_CA_DAYS, nids,
+			vals, err);
+	return *ca ? 0 : -1;
+}
+
+/* The server certificate (its names in subjectAltName, serverAuth; its common name the first
+ * name) or, with client set, the client one (clientAuth, CN=o->client), with its new key. */
+static int make_leaf(const struct serve_certs_opts *o, int client, X509 *ca, EVP_PKEY *cakey,
+		     X509 **cert, EVP_PKEY **key, struct rp_err *err)
+{
+	static const int srv_nids[] = { NID_basic_constraints, NID_key_usage, NID_ext_key_usage,
+					NID_subject_alt_name, NID_subject_key_identifier,
+					NID_authority_key_identifier, 0 };
+	static const int cli_nids[] = { NID_basic_constraints, NID_key_usage, NID_ext_key_usage,
+					NID_subject_key_identifier, NID_authority_key_identifier, 0 };
+	const char *usage = o->rsa_bits ? "critical,digitalSignature,keyEncipherment"
+					: "critical,digitalSignature";
+	const char *vals[6] = { "critical,CA:FALSE", usage, client ? "clientAuth" : "serverAuth" };
+	char *san = client ? NULL : san_value(o, err);
+	size_t n = 3;
+
+	if (!client && !san)
+		return -1;
+	if (san)
+		vals[n++] = san;
+	vals[n++] = "hash";
+	vals[n++] = "keyid";
+	if ((*key = new_key(o->rsa_bits, err)))
+		*cert = make_cert(*key, client ? o->client : o->nhosts ? o->hosts[0] : o->ips[0], ca,
+				  cakey, o->days ? o->days : SERVE_CERTS_DAYS,
+				  client ? cli_nids : srv_nids, vals, err);
+	free(san);
+	return *key && *cert ? 0 : -1;
+}
+
+int serve_certs(const struct serve_certs_opts *o, struct rp_err *err)
+{
+	EVP_PKEY *cakey = NULL, *skey = NULL, *ckey = NULL;
+	X509 *ca = NULL, *srv = NULL, *cli = NULL;
+	int ret = -1, keep_ca;
+
+	if (check_opts(o, err) < 0 || rp_mkdirs(o->dir, err) < 0 ||
+	    (keep_ca = same_ca(o, err)) < 0 || refuse_existing(o, keep_ca, err) < 0)
+		return -1;
 	ERR_clear_error();
-	if (o->ca_cert) {
-		if (load_ca(o->ca_cert, o->ca_key, &ca, &cakey, err) < 0)
-			goto out;
-	} else {
-		snprintf(cacn, sizeof(cacn), "regpress CA %s", o->nhosts ? o->hosts[0] : o->ips[0]);
-		if (!(cakey = new_key(o->rsa_bits, err)) ||
-		    !(ca = make_cert(cakey, cacn, NULL, NULL, ca_days, ca_nids, ca_vals, err)))
-			goto out;
-	}
-	san = san_value(o, err);
-	if (!san)
+	if (get_ca(o, &ca, &cakey, err) < 0 || make_leaf(o, 0, ca, cakey, &srv, &skey, err) < 0 ||
+	    (o->client && make_leaf(o, 1, ca, cakey, &cli, &ckey, err) < 0))
 		goto out;
-	srv_vals[0] = "critical,CA:FALSE";
-	srv_vals[1] = usage;
-	srv_vals[2] = "serverAuth";
-	srv_vals[3] = san;
-	srv_vals[4] = "hash";
-	srv_vals[5] = "keyid";
-	if (!(skey = new_key(o->rsa_bits, err)) ||
-	    !(srv = make_cert(skey, o->nhosts ? o->hosts[0] : o->ips[0], ca, cakey, days, srv_nids,
-			      srv_vals, err)))
-		goto out;
-	if (o->client) {
-		cli_vals[0] = "critical,CA:FALSE";
-		cli_vals[1] = usage;
-		cli_vals[2] = "clientAuth";
-		cli_vals[3] = "hash";
-		cli_vals[4] = "keyid";
-		if (!(ckey = new_key(o->rsa_bits, err)) ||
-		    !(cli = make_cert(ckey, o->client, ca, cakey, days, cli_nids, cli_vals, err)))
-			goto out;
-	}
 	/* Keys first: a certificate on disk always has its key beside it. */
 	if ((!o->ca_cert && write_pem(o->dir, "ca.key", NULL, cakey, o->force, err) < 0) ||
-	    (!same_ca && write_pem(o->dir, "ca.crt", ca, NULL, o->force, err) < 0) ||
+	    (!keep_ca && write_pem(o->dir, "ca.crt", ca, NULL, o->force, err) < 0) ||
 	    write_pem(o->dir, "server.key", NULL, skey, o->force, err) < 0 ||
 	    write_pem(o->dir, "server.crt", srv, NULL, o->force, err) < 0)
 		goto out;
@@ -421,7 +438,6 @@ int serve_certs(const struct serve_certs_opts *o, struct rp_err *err)
 		goto out;
 	ret = 0;
 out:
-	free(san);
 	X509_free(ca);
 	X509_free(srv);
 	X509_free(cli);

@@ -21,6 +21,7 @@
  * same CA (--ca-cert/--ca-key), so clients keep trusting ca.crt, which lives longer. */
 #define SERVE_CERTS_DAYS 397
 #define SERVE_CERTS_CA_DAYS 3650 /* the CA */
+#define SERVE_CERTS_MAX_DAYS 36500 /* the most either may be */
 
 struct serve_certs_opts {
 	const char *dir;	       /* output directory, created if needed */

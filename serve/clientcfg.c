@@ -494,20 +494,15 @@ static int gen_talos(struct gen *g, struct rp_err *err)
 	return 0;
 }
 
-int serve_clientcfg(const struct serve_clientcfg_opts *o, struct rp_err *err)
+/* The options a caller may get wrong; the server's name as clients use it goes to name. */
+static int check_opts(const struct serve_clientcfg_opts *o, char *name, size_t namesz,
+		      struct rp_err *err)
 {
-	struct gen g = { 0 };
-	unsigned kinds = o->kinds ? o->kinds : SERVE_CLIENT_ALL;
-	char *ca = NULL, *readme = NULL, *server = NULL, name[300];
-	size_t ca_len, rlen = 0, i;
-	BIO *b = NULL;
-	X509 *x = NULL;
-	int ret = -1;
+	size_t i;
 
-	g.o = o;
 	if (!o->server)
 		return rp_errf(err, "no server");
-	if (serve_clientcfg_server(o->server, name, sizeof(name), err) < 0)
+	if (serve_clientcfg_server(o->server, name, namesz, err) < 0)
 		return -1;
 	if (!o->out)
 		return rp_errf(err, "no output directory");
@@ -515,69 +510,106 @@ int serve_clientcfg(const struct serve_clientcfg_opts *o, struct rp_err *err)
 		if (!serve_clientcfg_host_valid(o->registries[i]))
 			return rp_errf(err, "registry %s: expected a host name (with :port)",
 				       o->registries[i]);
-	if (rp_read_file(o->ca, 1 << 20, &ca, &ca_len, err) < 0)
+	return 0;
+}
+
+/* The CA certificate file as read (*pem, malloc'd), which must hold a PEM certificate. */
+static int read_ca(const char *path, char **pem, size_t *len, struct rp_err *err)
+{
+	BIO *b;
+	X509 *x;
+
+	if (rp_read_file(path, 1 << 20, pem, len, err) < 0)
 		return rp_err_prefix(err, "CA certificate");
-	b = BIO_new_mem_buf(ca, (int)ca_len);
+	b = BIO_new_mem_buf(*pem, (int)*len);
 	x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
 	BIO_free(b);
-	if (!x) {
-		ERR_clear_error();
-		rp_errf(err, "%s: not a PEM certificate", o->ca);
-		goto out;
+	if (x) {
+		X509_free(x);
+		return 0;
 	}
-	X509_free(x);
-	server = strdup(name);
-	g.regs = calloc(o->nregistries + 1, sizeof(*g.regs));
-	if (!server || !g.regs) {
-		rp_errf(err, "out of memory");
-		goto out;
-	}
-	g.server = server;
+	ERR_clear_error();
+	return rp_errf(err, "%s: not a PEM certificate", path);
+}
+
+/* The registries to mirror: sorted, unique, without the server itself and index.docker.io
+ * (docker.io's other name). */
+static int mirror_list(struct gen *g, const struct serve_clientcfg_opts *o, struct rp_err *err)
+{
+	size_t i;
+
+	if (!(g->regs = calloc(o->nregistries + 1, sizeof(*g->regs))))
+		return rp_errf(err, "out of memory");
 	for (i = 0; i < o->nregistries; i++) {
-		if (!strcmp(o->registries[i], server) || !strcmp(o->registries[i], "index.docker.io"))
+		if (!strcmp(o->registries[i], g->server) ||
+		    !strcmp(o->registries[i], "index.docker.io"))
 			continue;
-		if (!(g.regs[g.nregs++] = strdup(o->registries[i]))) {
-			rp_errf(err, "out of memory");
-			goto out;
-		}
+		if (!(g->regs[g->nregs++] = strdup(o->registries[i])))
+			return rp_errf(err, "out of memory");
 	}
-	sort_unique(g.regs, &g.nregs);
+	sort_unique(g->regs, &g->nregs);
+	return 0;
+}
+
+/* Every kind's files, each adding its lines to the README. */
+static int gen_kinds(struct gen *g, unsigned kinds, struct rp_err *err)
+{
+	size_t i;
+
+	fprintf(g->readme, "Client configuration for the regpress server %s, made by regpress\n"
+			   "client-config. Review, then copy each file to the same path on the client.\n"
+			   "Mirrored registries:", g->server);
+	for (i = 0; i < g->nregs; i++)
+		fprintf(g->readme, " %s", g->regs[i]);
+	fprintf(g->readme, "%s\n\nFiles:\n", g->nregs ? "" : " (none)");
+	if (((kinds & SERVE_CLIENT_CONTAINERD) && gen_containerd(g, err) < 0) ||
+	    ((kinds & SERVE_CLIENT_DOCKER) && gen_docker(g, err) < 0) ||
+	    ((kinds & SERVE_CLIENT_PODMAN) && gen_podman(g, err) < 0) ||
+	    ((kinds & SERVE_CLIENT_K3S) && gen_rancher(g, "k3s", err) < 0) ||
+	    ((kinds & SERVE_CLIENT_RKE2) && gen_rancher(g, "rke2", err) < 0) ||
+	    ((kinds & SERVE_CLIENT_TALOS) && gen_talos(g, err) < 0))
+		return -1;
+	return 0;
+}
+
+/* The README, written last: closes g->readme. */
+static int put_readme(struct gen *g, char **readme, size_t *rlen, struct rp_err *err)
+{
+	char *p;
+	int ret;
+
+	ret = fclose(g->readme);
+	g->readme = NULL;
+	if (ret != 0)
+		return rp_errf(err, "out of memory");
+	if (!(p = rp_join(g->o->out, "README.regpress")))
+		return rp_errf(err, "out of memory");
+	ret = rp_write_atomic(p, *readme, *rlen, err);
+	free(p);
+	return ret;
+}
+
+int serve_clientcfg(const struct serve_clientcfg_opts *o, struct rp_err *err)
+{
+	struct gen g = { 0 };
+	char *ca = NULL, *readme = NULL, name[300];
+	size_t ca_len, rlen = 0, i;
+	int ret = -1;
+
+	g.o = o;
+	g.server = name;
+	if (check_opts(o, name, sizeof(name), err) < 0 || read_ca(o->ca, &ca, &ca_len, err) < 0 ||
+	    mirror_list(&g, o, err) < 0)
+		goto out;
 	g.ca_pem = ca;
 	g.ca_len = ca_len;
-	g.readme = open_memstream(&readme, &rlen);
-	if (!g.readme) {
+	if (!(g.readme = open_memstream(&readme, &rlen))) {
 		rp_errno(err, "open_memstream");
 		goto out;
 	}
-	fprintf(g.readme, "Client configuration for the regpress server %s, made by regpress\n"
-			  "client-config. Review, then copy each file to the same path on the client.\n"
-			  "Mirrored registries:", server);
-	for (i = 0; i < g.nregs; i++)
-		fprintf(g.readme, " %s", g.regs[i]);
-	fprintf(g.readme, "%s\n\nFiles:\n", g.nregs ? "" : " (none)");
-	if (((kinds & SERVE_CLIENT_CONTAINERD) && gen_containerd(&g, err) < 0) ||
-	    ((kinds & SERVE_CLIENT_DOCKER) && gen_docker(&g, err) < 0) ||
-	    ((kinds & SERVE_CLIENT_PODMAN) && gen_podman(&g, err) < 0) ||
-	    ((kinds & SERVE_CLIENT_K3S) && gen_rancher(&g, "k3s", err) < 0) ||
-	    ((kinds & SERVE_CLIENT_RKE2) && gen_rancher(&g, "rke2", err) < 0) ||
-	    ((kinds & SERVE_CLIENT_TALOS) && gen_talos(&g, err) < 0))
+	if (gen_kinds(&g, o->kinds ? o->kinds : SERVE_CLIENT_ALL, err) < 0)
 		goto out;
-	if (fclose(g.readme) != 0) {
-		g.readme = NULL;
-		rp_errf(err, "out of memory");
-		goto out;
-	}
-	g.readme = NULL;
-	{
-		char *p = rp_join(o->out, "README.regpress");
-
-		if (!p) {
-			rp_errf(err, "out of memory");
-			goto out;
-		}
-		ret = rp_write_atomic(p, readme, rlen, err);
-		free(p);
-	}
+	ret = put_readme(&g, &readme, &rlen, err);
 out:
 	if (g.readme)
 		fclose(g.readme);
@@ -585,7 +617,6 @@ out:
 	for (i = 0; i < g.nregs; i++)
 		free(g.regs[i]);
 	free(g.regs);
-	free(server);
 	free(ca);
 	return ret;
 }

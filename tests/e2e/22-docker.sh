@@ -172,7 +172,7 @@ check "client-config --for podman --tree (zstd): no warning" \
 case $(dk version --format '{{.Server.Version}}') in
 20.*)
 	e2e_serve_named "$T/tree-zstd"
-	"$REGPRESS" client-config --server "$REG" --ca "$CERTS/ca.crt" --for docker -o "$T/cc5" &&
+	"$REGPRESS" client-config --server "$REG" --ca "$CERTS/ca.crt" --for docker -o "$T/cc5" >/dev/null &&
 		cp -r "$T/cc5/etc/docker/certs.d/." /etc/docker/certs.d/
 	# It downloads the layer, then fails to unpack it (the message depends on the layer).
 	check "Docker 20.10 cannot pull zstd layers (what the warning says)" \

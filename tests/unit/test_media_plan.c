@@ -1,7 +1,8 @@
-/* Unit tests of the volume planner in layout/media.c: medium sizes, the cost model, deterministic
- * first-fit-decreasing assignment whatever the input order, splitting of blobs larger than a
- * volume or than ISO 9660's 4 GiB file limit, volume counts against the lower bound, fill ratio;
- * and one round trip through media_write, media_check and media_import. */
+/* Unit tests of the volume planner in media/plan.c: medium sizes (decimal fractions too), the
+ * cost model, deterministic first-fit-decreasing assignment whatever the input order, splitting
+ * of blobs larger than a volume or than ISO 9660's 4 GiB file limit, volume counts against the
+ * lower bound, fill ratio; and one round trip through media_write, media_check and
+ * media_import. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -140,14 +141,37 @@ static void test_parse_size(void **state)
 	assert_int_equal(v, 4 * GiB);
 	assert_int_equal(media_parse_size("123456789", &v, &err), 0);
 	assert_int_equal(v, 123456789);
+	/* Decimal fractions with a unit, powers of 1024, rounded down to whole bytes. */
+	assert_int_equal(media_parse_size("1.5G", &v, &err), 0);
+	assert_int_equal(v, 3 * GiB / 2);
+	assert_int_equal(media_parse_size("4.7G", &v, &err), 0);
+	assert_int_equal(v, 5046586572ull); /* 4.7 * 2^30 = 5046586572.8 */
+	assert_int_equal(media_parse_size("4.7g", &v, &err), 0);
+	assert_int_equal(v, 5046586572ull);
+	assert_int_equal(media_parse_size("0.5K", &v, &err), 0);
+	assert_int_equal(v, 512);
+	assert_int_equal(media_parse_size("4480.25M", &v, &err), 0);
+	assert_int_equal(v, 4480 * MiB + MiB / 4);
+	assert_int_equal(media_parse_size("1.001K", &v, &err), 0);
+	assert_int_equal(v, 1025); /* 1025.024 */
+	assert_int_equal(media_parse_size("0.999999999999999999999G", &v, &err), 0);
+	assert_int_equal(v, GiB - 1); /* just below 1 GiB: still rounded down */
+	assert_int_equal(media_parse_size("17179869183.9999999999G", &v, &err), 0);
+	assert_int_equal(v, UINT64_MAX); /* the largest whole part, the fraction filling the rest */
 
 	assert_int_equal(media_parse_size("", &v, &err), -1);
 	assert_non_null(strstr(err.msg, "not a medium size"));
 	assert_int_equal(media_parse_size("K", &v, &err), -1);
 	assert_int_equal(media_parse_size("0", &v, &err), -1);
 	assert_int_equal(media_parse_size("-5", &v, &err), -1);
-	assert_int_equal(media_parse_size("1.5G", &v, &err), -1);
 	assert_int_equal(media_parse_size("300KB", &v, &err), -1);
+	assert_int_equal(media_parse_size("1.5", &v, &err), -1); /* bytes are whole */
+	assert_int_equal(media_parse_size("4.G", &v, &err), -1);
+	assert_int_equal(media_parse_size(".5G", &v, &err), -1);
+	assert_int_equal(media_parse_size("4,7G", &v, &err), -1);
+	assert_int_equal(media_parse_size("1.2.3G", &v, &err), -1);
+	assert_int_equal(media_parse_size("0.0000000001K", &v, &err), -1); /* 0 bytes */
+	assert_int_equal(media_parse_size("17179869184G", &v, &err), -1);  /* 2^64 */
 	assert_int_equal(media_parse_size("12T", &v, &err), -1);
 	assert_int_equal(media_parse_size("cd", &v, &err), -1);
 	assert_int_equal(media_parse_size("99999999999999999999", &v, &err), -1);
