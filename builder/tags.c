@@ -9,6 +9,18 @@
 /* ---- settling tags ---- */
 
 
+/* A candidate's key "repo:tag" (build.c) back into its parts. The repository is the tree's own,
+ * already resolved: parsing it again as a reference would normalize it a second time (a stripped
+ * "pause" would become "library/pause"). Tags hold no ':', so the last one splits. */
+static void split_key(const char *key, struct rp_ref *ref)
+{
+	const char *colon = strrchr(key, ':');
+
+	memset(ref, 0, sizeof(*ref));
+	snprintf(ref->repo, sizeof(ref->repo), "%.*s", (int)(colon - key), key);
+	snprintf(ref->tag, sizeof(ref->tag), "%s", colon + 1);
+}
+
 static char *platform_string(json_t *p)
 {
 	char *s = NULL;
@@ -85,11 +97,11 @@ static int merge_platforms(struct builder *b, const char *key, json_t *list, jso
 	index = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType", MT_OCI_INDEX,
 			  "manifests", manifests);
 	bytes = index ? json_dumps(index, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	if (!bytes || layout_ref_parse(key, &ref, err) < 0) {
-		if (!bytes)
-			rp_errf(err, "out of memory");
+	if (!bytes) {
+		rp_errf(err, "out of memory");
 		goto out;
 	}
+	split_key(key, &ref);
 	if (layout_put_blob(b->tree, bytes, strlen(bytes), hex, err) < 0 ||
 	    layout_add_manifest(b->tree, ref.repo, hex, strlen(bytes), MT_OCI_INDEX, err) < 0)
 		goto out;
@@ -163,8 +175,8 @@ int builder_finish(struct builder *b, struct rp_err *err)
 		} else {
 			chosen = json_incref(first);
 		}
-		if (layout_ref_parse(keys[i], &ref, err) < 0 ||
-		    layout_set_tag(b->tree, ref.repo, ref.tag,
+		split_key(keys[i], &ref);
+		if (layout_set_tag(b->tree, ref.repo, ref.tag,
 				   json_string_value(json_object_get(chosen, "digest")) + 7, err) < 0) {
 			json_decref(chosen);
 			json_decref(inputs);

@@ -91,6 +91,11 @@ check "--strip-registry drops the host" bash -c \
 skopeo copy -q "docker-archive:$FX/base.tar" "docker-archive:$W/k8s-app.tar:registry.k8s.io/team/app:1.0"
 check "--strip-registry: a collision is an error naming both" fails_with "team/app" \
 	"$REGPRESS" build -q -o "$W/t-coll" --strip-registry "$FX/app.tar" "$W/k8s-app.tar"
+skopeo copy -q "docker-archive:$FX/base.tar" "docker-archive:$W/pause.tar:registry.k8s.io/pause:3.9"
+check "--strip-registry of a one-part name: registry.k8s.io/pause is pause, not library/pause" \
+	bash -c '"$1" build -q -o "$2" --strip-registry "$3" "$4" &&
+		grep -q "^tag pause 3.9 " "$2/registry/snapshot" && "$1" verify -q "$2" >/dev/null' \
+	_ "$REGPRESS" "$W/t-pause" "$W/pause.tar" "$FX/app.tar"
 skopeo copy -q "docker-archive:$FX/base.tar" "docker-archive:$W/conflict.tar:example.com/team/app:1.0"
 check "same name:tag, different content: error naming both inputs" fails_with "conflict.tar" \
 	"$REGPRESS" build -q -o "$W/t-conf" "$FX/app.tar" "$W/conflict.tar"
