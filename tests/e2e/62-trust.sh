@@ -118,6 +118,18 @@ check "a build that leaves the snapshot id unchanged keeps the signature" bash -
 	"$1" build -o "$3" "$2/base.tar" >"$3.out" 2>&1 && ! grep -q signature "$3.out" &&
 	[ "$(sha256sum "$3"/registry/snapshot.sig "$3"/registry/release*)" = "$before" ]' \
 	_ "$REGPRESS" "$FX" "$PUB"
+check "gc and an rm of nothing new keep the signature; a key by signify -G -n signs too" bash -c '
+	cp -a "$3" "$3-gc" && before=$(sha256sum "$3-gc"/registry/*.sig "$3-gc"/registry/release)
+	"$1" gc "$3-gc" >/dev/null && [ "$(sha256sum "$3-gc"/registry/*.sig "$3-gc"/registry/release)" = "$before" ] &&
+	notty signify-openbsd -G -n -p "$2/sn.pub" -s "$2/sn.sec" </dev/null &&
+	"$1" snapshot --sign "$2/sn.sec" "$3-gc" >/dev/null 2>&1 &&
+	"$1" verify --progress=none --pubkey "$2/sn.pub" "$3-gc" | grep -q "release 1"' \
+	_ "$REGPRESS" "$K" "$PUB"
+check "rm on a signed tree removes the signature and says so in one line" bash -c '
+	cp -a "$2" "$2-rm" && "$1" rm "$2-rm" library/base:1 >/dev/null 2>"$2-rm.err"; cat "$2-rm.err"
+	[ "$(grep -c . "$2-rm.err")" -eq 1 ] && grep -q "signature of release 1 was removed" "$2-rm.err" &&
+	[ ! -e "$2-rm/registry/snapshot.sig" ] && grep -qx "release 1" "$2-rm/registry/release" &&
+	"$1" verify --progress=none "$2-rm" >/dev/null' _ "$REGPRESS" "$PUB"
 "$REGPRESS" snapshot "$PUB" >"$W/release1.snapshot" 2>/dev/null
 # Release 1 on discs: ISO images, three volumes.
 "$REGPRESS" media -q "$PUB" -o "$W/r1-iso" --size 150K --iso || e2e_die "media release 1"
