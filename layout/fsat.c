@@ -733,6 +733,9 @@ int fsat_set_mtime(const struct fsat_dir *d, const char *rel, struct rp_err *err
 	const char *base;
 	int pfd, r;
 
+	/* Times are part of the tree's bytes (e2e_tree_state): setting one is a step a kill may
+	 * interrupt like any write. */
+	rp_crash_point();
 	ts[0].tv_sec = ts[1].tv_sec = rp_epoch();
 	ts[0].tv_nsec = ts[1].tv_nsec = 0;
 	if (!rel[0])

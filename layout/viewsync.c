@@ -434,9 +434,12 @@ int spare_sync(struct layout_tree *t, const struct snapshot *old, const struct s
 		goto out;
 	fsync(d.fd);
 	fsat_close(&d);
+	/* Directory times before the marker, and the spare's own after it: a spare with its
+	 * snapshot is complete down to the times (spare_valid). */
 	if (sync_repos(&s, old, new, err) < 0 || sync_signed(&s, sig, err) < 0 ||
+	    fix_touched(&s, err) < 0 ||
 	    put_file(&s, FMT_SPARE "/" FMT_SNAPSHOT_NAME, &marker, err) < 0 ||
-	    fix_touched(&s, err) < 0)
+	    fsat_set_mtime(&t->root, FMT_SPARE, err) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -533,9 +536,10 @@ int spare_write_full(struct layout_tree *t, const struct snapshot *s, const char
 		goto out;
 	/* Only the finished spare gets its snapshot: one a kill interrupted has none. */
 	if (view_emit_all(text, len, s, &sink, err) < 0 || full_signed(t, sig, err) < 0 ||
+	    fsat_fix_dir_mtimes(&t->root, FMT_SPARE, err) < 0 ||
 	    fsat_write_new(&t->root, FMT_SPARE "/" FMT_SNAPSHOT_NAME, f.marker, f.marker_len,
 			   err) < 0 ||
-	    fsat_fix_dir_mtimes(&t->root, FMT_SPARE, err) < 0)
+	    fsat_set_mtime(&t->root, FMT_SPARE, err) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -551,7 +555,11 @@ int spare_valid(const struct layout_tree *t)
 	size_t len;
 	int fd, ok = 0;
 
-	if (!t->text || fsat_open_file(&t->root, FMT_SPARE "/" FMT_SNAPSHOT_NAME, &fd, &st, NULL) != 0)
+	/* The spare's own time is set last: a writer killed before that left it unfinished. */
+	if (!t->text || fsat_type(&t->root, FMT_SPARE, &st, NULL) != FSAT_DIR ||
+	    st.st_mtim.tv_sec != rp_epoch() || st.st_mtim.tv_nsec != 0)
+		return 0;
+	if (fsat_open_file(&t->root, FMT_SPARE "/" FMT_SNAPSHOT_NAME, &fd, &st, NULL) != 0)
 		return 0;
 	if (st.st_mtim.tv_sec == rp_epoch() && st.st_mtim.tv_nsec == 0 &&
 	    (size_t)st.st_size == t->text_len &&
