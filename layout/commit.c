@@ -208,6 +208,9 @@ static int commit_unchanged(struct layout_tree *t, struct rp_err *err)
 			return -1;
 		wrote = 1;
 	}
+	/* A writer killed after removing its staging area left the root's time to set. */
+	if (t->root_mtime.tv_sec != rp_epoch() || t->root_mtime.tv_nsec != 0)
+		wrote = 1;
 	if (!spare_valid(t)) {
 		if (signed_files_read(t, FMT_VIEW, &live, err) < 0)
 			return -1;

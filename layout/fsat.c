@@ -140,8 +140,8 @@ static int open_failed(const struct fsat_dir *d, const char *rel, const char *wh
 			buf[i] = '\0';
 			if (fstatat(d->fd, buf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 				if (S_ISLNK(st.st_mode))
-					return rp_errf(err, "'%s': a symbolic link (a tree holds none; "
-						       "refusing to follow it)",
+					return rp_errf(err, "'%s': a symbolic link (trees and volumes "
+						       "hold none; refusing to follow it)",
 						       fsat_name(d, buf, name, sizeof(name)));
 				if (c == '/' && !S_ISDIR(st.st_mode))
 					return rp_errf(err, "'%s': not a directory",

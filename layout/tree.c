@@ -179,14 +179,10 @@ int tree_install_derived(struct layout_tree *t, const char *id, struct rp_err *e
 
 /* A staging area left by a killed writer: if the writer got as far as its publishing rename, it
  * left index.json (and oci-layout) for the published snapshot there: put them in place, and the
- * times it had not yet fixed. Anything else in it was never published and is garbage. A writer
- * killed after removing its staging area left only the root's time to fix. */
+ * times it had not yet fixed. Anything else in it was never published and is garbage. */
 static int recover(struct layout_tree *t, struct rp_err *err)
 {
-	int root_time_ok = t->root_mtime.tv_sec == rp_epoch() && t->root_mtime.tv_nsec == 0;
-
-	if (!t->snap.id[0] || !t->text ||
-	    (fsat_type(&t->root, FMT_STAGING, NULL, NULL) != FSAT_DIR && root_time_ok))
+	if (!t->snap.id[0] || !t->text || fsat_type(&t->root, FMT_STAGING, NULL, NULL) != FSAT_DIR)
 		return 0;
 	if (tree_install_derived(t, t->snap.id, err) < 0)
 		return -1;
